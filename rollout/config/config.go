@@ -1,0 +1,475 @@
+// Package config reads rollout's TOML configuration (default /usr/local/etc/rollout.toml).
+// A file is either entirely valid or refused with one line naming the file, the line and the
+// problem; nothing is run on a half-understood configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/rollout-dev/rollout/proto/zfs"
+)
+
+// DefaultPath is where FreeBSD ports put configuration.
+const DefaultPath = "/usr/local/etc/rollout.toml"
+
+// Config is the whole file.
+type Config struct {
+	Pool     string            `toml:"pool"`
+	JailRoot string            `toml:"jail_root"`
+	StateDir string            `toml:"state_dir"`
+	Proto    Proto             `toml:"proto"`
+	Etc      Etc               `toml:"etc"`
+	Vhosts   map[string]*Vhost `toml:"vhost"`
+	Slaves   map[string]*Slave `toml:"slave"`
+
+	// Path is the file this was read from.
+	Path string `toml:"-"`
+}
+
+// Proto is the prototype jail: the dataset whose recursive snapshots the vhosts run on.
+type Proto struct {
+	Dataset    string `toml:"dataset"`    // zpool/proto
+	Mountpoint string `toml:"mountpoint"` // /jail/proto; must stay mounted (.zfs/snapshot lives there)
+	EtcChild   string `toml:"etc_child"`  // child dataset with the prototype's /etc: "etc"
+}
+
+// EtcDataset is the prototype's /etc dataset (zpool/proto/etc).
+func (p Proto) EtcDataset() string { return p.Dataset + "/" + p.EtcChild }
+
+// EtcMountpoint is where the prototype's /etc dataset is mounted (/jail/proto/etc).
+func (p Proto) EtcMountpoint() string { return path.Join(p.Mountpoint, "etc") }
+
+// Etc says how a jail's /etc memory file system is made.
+type Etc struct {
+	Backend string `toml:"backend"` // "md" (md(4) swap-backed, the default) or "tmpfs"
+	Size    string `toml:"size"`    // "32m"
+}
+
+// Vhost is one production jail.
+type Vhost struct {
+	Name      string            `toml:"-"`
+	Dataset   string            `toml:"dataset"`   // zpool/vhost1 (not mounted; holds rollout's state)
+	Datasets  []string          `toml:"datasets"`  // children mounted from the fstab: cfg, var, home
+	Path      string            `toml:"path"`      // jail root: /jail/vhost1
+	Hostname  string            `toml:"hostname"`  // host.hostname
+	IP4       []string          `toml:"ip4"`       // ip4.addr
+	Interface string            `toml:"interface"` // interface
+	ExecStart string            `toml:"exec_start"`
+	ExecStop  string            `toml:"exec_stop"`
+	Health    []string          `toml:"health"` // argv run inside the jail after start; exit 0 = healthy
+	Params    map[string]string `toml:"params"` // further jail(8) parameters, written as given
+}
+
+// Slave is a host that receives the prototype's snapshots.
+type Slave struct {
+	Name       string `toml:"-"`
+	Address    string `toml:"address"`
+	Port       int    `toml:"port"`
+	User       string `toml:"user"`
+	Identity   string `toml:"identity"`    // private key file; empty: ssh-agent only
+	Agent      bool   `toml:"agent"`       // also offer keys from $SSH_AUTH_SOCK
+	KnownHosts string `toml:"known_hosts"` // default /root/.ssh/known_hosts
+	Pool       string `toml:"pool"`        // the slave's pool; default: the master's
+	Bwlimit    string `toml:"bwlimit"`     // e.g. "50M" bytes per second; empty: none
+}
+
+// Error is a configuration problem, printed as "FILE:LINE: problem".
+type Error struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load reads and checks a configuration file.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(file, data)
+}
+
+// Parse checks data as the contents of file.
+func Parse(file string, data []byte) (*Config, error) {
+	var c Config
+	d := toml.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		return nil, decodeError(file, err)
+	}
+	c.Path = file
+	lines := keyLines(data)
+	if err := c.defaults().check(); err != nil {
+		var ve *valueError
+		if errors.As(err, &ve) {
+			return nil, &Error{File: file, Line: lines[ve.key], Msg: ve.msg}
+		}
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	return &c, nil
+}
+
+func decodeError(file string, err error) error {
+	var se *toml.StrictMissingError
+	if errors.As(err, &se) && len(se.Errors) > 0 {
+		e := se.Errors[0]
+		row, _ := e.Position()
+		return &Error{File: file, Line: row, Msg: fmt.Sprintf("unknown key %q", strings.Join(e.Key(), "."))}
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if k := de.Key(); len(k) > 0 && !strings.Contains(msg, strings.Join(k, ".")) {
+			msg = fmt.Sprintf("%s: %s", strings.Join(k, "."), msg)
+		}
+		return &Error{File: file, Line: row, Msg: msg}
+	}
+	return &Error{File: file, Msg: err.Error()}
+}
+
+// keyLines maps each dotted key ("vhost.vhost1.dataset") to the line it is set on, so that a
+// value that parses but is wrong can be reported where it stands.
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	p := unstable.Parser{KeepComments: false}
+	p.Reset(data)
+	var table []string
+	// a key's bytes are a slice of data, so their offset gives the line
+	var first []byte
+	keyOf := func(n *unstable.Node) []string {
+		var k []string
+		first = nil
+		for it := n.Key(); it.Next(); {
+			if first == nil {
+				first = it.Node().Data
+			}
+			k = append(k, string(it.Node().Data))
+		}
+		return k
+	}
+	line := func() int {
+		if first == nil {
+			return 0
+		}
+		return bytes.Count(data[:p.Range(first).Offset], []byte("\n")) + 1
+	}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyOf(e)
+			k := strings.Join(table, ".")
+			if _, ok := lines[k]; !ok {
+				lines[k] = line()
+			}
+		case unstable.KeyValue:
+			k := strings.Join(append(append([]string{}, table...), keyOf(e)...), ".")
+			lines[k] = line()
+		}
+	}
+	return lines
+}
+
+type valueError struct{ key, msg string }
+
+func (e *valueError) Error() string { return e.msg }
+
+func bad(key, format string, a ...any) error {
+	return &valueError{key: key, msg: fmt.Sprintf("%s: ", key) + fmt.Sprintf(format, a...)}
+}
+
+func (c *Config) defaults() *Config {
+	if c.JailRoot == "" {
+		c.JailRoot = "/jail"
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/run/rollout"
+	}
+	if c.Proto.Dataset == "" && c.Pool != "" {
+		c.Proto.Dataset = c.Pool + "/proto"
+	}
+	if c.Proto.Mountpoint == "" {
+		c.Proto.Mountpoint = path.Join(c.JailRoot, "proto")
+	}
+	if c.Proto.EtcChild == "" {
+		c.Proto.EtcChild = "etc"
+	}
+	if c.Etc.Backend == "" {
+		c.Etc.Backend = "md"
+	}
+	if c.Etc.Size == "" {
+		c.Etc.Size = "32m"
+	}
+	for name, v := range c.Vhosts {
+		if v == nil {
+			v = &Vhost{}
+			c.Vhosts[name] = v
+		}
+		v.Name = name
+		if v.Dataset == "" && c.Pool != "" {
+			v.Dataset = c.Pool + "/" + name
+		}
+		if v.Datasets == nil {
+			v.Datasets = []string{"cfg", "var", "home"}
+		}
+		if v.Path == "" {
+			v.Path = path.Join(c.JailRoot, name)
+		}
+		if v.Hostname == "" {
+			v.Hostname = name
+		}
+		if v.ExecStart == "" {
+			v.ExecStart = "/bin/sh /etc/rc"
+		}
+		if v.ExecStop == "" {
+			v.ExecStop = "/bin/sh /etc/rc.shutdown"
+		}
+	}
+	for name, s := range c.Slaves {
+		if s == nil {
+			s = &Slave{}
+			c.Slaves[name] = s
+		}
+		s.Name = name
+		if s.Port == 0 {
+			s.Port = 22
+		}
+		if s.User == "" {
+			s.User = "root"
+		}
+		if s.KnownHosts == "" {
+			s.KnownHosts = "/root/.ssh/known_hosts"
+		}
+		if s.Pool == "" {
+			s.Pool = c.Pool
+		}
+	}
+	return c
+}
+
+// checkPath accepts absolute, clean paths without characters that fstab(5), jail.conf(5) or a
+// shell would read differently.
+func checkPath(key, p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return bad(key, "%q is not an absolute path", p)
+	}
+	if path.Clean(p) != p {
+		return bad(key, "%q is not a clean path (no '..', '.', '//' or trailing '/')", p)
+	}
+	for _, r := range p {
+		if !(r == '/' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-+:@", r)) {
+			return bad(key, "%q: character %q not allowed in a path", p, r)
+		}
+	}
+	return nil
+}
+
+func checkName(key, kind, s string) error {
+	if err := zfs.ValidateComponent(kind, s); err != nil {
+		return bad(key, "%v", err)
+	}
+	return nil
+}
+
+func (c *Config) check() error {
+	if c.Pool == "" {
+		return bad("pool", "missing (the ZFS pool, e.g. pool = \"zpool\")")
+	}
+	if err := zfs.ValidatePool(c.Pool); err != nil {
+		return bad("pool", "%v", err)
+	}
+	for _, p := range []struct{ key, val string }{{"jail_root", c.JailRoot}, {"state_dir", c.StateDir}, {"proto.mountpoint", c.Proto.Mountpoint}} {
+		if err := checkPath(p.key, p.val); err != nil {
+			return err
+		}
+	}
+	if err := zfs.ValidateDataset(c.Proto.Dataset); err != nil {
+		return bad("proto.dataset", "%v", err)
+	}
+	if !strings.HasPrefix(c.Proto.Dataset, c.Pool+"/") {
+		return bad("proto.dataset", "%q is not in pool %q", c.Proto.Dataset, c.Pool)
+	}
+	if err := checkName("proto.etc_child", "dataset", c.Proto.EtcChild); err != nil {
+		return err
+	}
+	switch c.Etc.Backend {
+	case "md", "tmpfs":
+	default:
+		return bad("etc.backend", "%q: must be \"md\" or \"tmpfs\"", c.Etc.Backend)
+	}
+	if !validSize(c.Etc.Size) {
+		return bad("etc.size", "%q: must be a size such as 32m or 1g", c.Etc.Size)
+	}
+	names := make([]string, 0, len(c.Vhosts))
+	for n := range c.Vhosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	paths := map[string]string{c.Proto.Mountpoint: "proto"}
+	for _, n := range names {
+		if err := c.checkVhost(c.Vhosts[n], paths); err != nil {
+			return err
+		}
+	}
+	for n, s := range c.Slaves {
+		k := "slave." + n
+		if err := checkName(k, "slave name", n); err != nil {
+			return err
+		}
+		if s.Address == "" {
+			return bad(k+".address", "missing")
+		}
+		if strings.ContainsAny(s.Address, " \t/@;'\"`$") {
+			return bad(k+".address", "%q is not a host name or address", s.Address)
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			return bad(k+".port", "%d is not a TCP port", s.Port)
+		}
+		if err := checkName(k+".user", "user", s.User); err != nil {
+			return err
+		}
+		if err := zfs.ValidatePool(s.Pool); err != nil {
+			return bad(k+".pool", "%v", err)
+		}
+		if s.Identity == "" && !s.Agent {
+			return bad(k, "needs identity = \"/path/to/key\" or agent = true")
+		}
+		for key, p := range map[string]string{k + ".identity": s.Identity, k + ".known_hosts": s.KnownHosts} {
+			if p != "" {
+				if err := checkPath(key, p); err != nil {
+					return err
+				}
+			}
+		}
+		if s.Bwlimit != "" && !validSize(strings.ToLower(s.Bwlimit)) {
+			return bad(k+".bwlimit", "%q: must be bytes per second such as 50m", s.Bwlimit)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkVhost(v *Vhost, paths map[string]string) error {
+	k := "vhost." + v.Name
+	// vhost names become jail names, dataset components and file names
+	if err := checkName(k, "vhost name", v.Name); err != nil {
+		return err
+	}
+	if strings.ContainsAny(v.Name, ".:") {
+		return bad(k, "invalid vhost name %q: '.' and ':' are not allowed in jail names here", v.Name)
+	}
+	if err := zfs.ValidateDataset(v.Dataset); err != nil {
+		return bad(k+".dataset", "%v", err)
+	}
+	if v.Dataset == c.Proto.Dataset || strings.HasPrefix(v.Dataset, c.Proto.Dataset+"/") || strings.HasPrefix(c.Proto.Dataset, v.Dataset+"/") {
+		return bad(k+".dataset", "%q overlaps the prototype %q", v.Dataset, c.Proto.Dataset)
+	}
+	seen := map[string]bool{}
+	for _, d := range v.Datasets {
+		if err := checkName(k+".datasets", "dataset", d); err != nil {
+			return err
+		}
+		if d == "etc" || d == "conf" || d == "dev" {
+			return bad(k+".datasets", "%q would hide the jail's %s", d, "/"+d)
+		}
+		if seen[d] {
+			return bad(k+".datasets", "%q listed twice", d)
+		}
+		seen[d] = true
+	}
+	if err := checkPath(k+".path", v.Path); err != nil {
+		return err
+	}
+	if other, ok := paths[v.Path]; ok {
+		return bad(k+".path", "%q is already used by %s", v.Path, other)
+	}
+	paths[v.Path] = v.Name
+	if err := checkName(k+".hostname", "hostname", v.Hostname); err != nil {
+		return err
+	}
+	for _, s := range []struct{ key, val string }{{"exec_start", v.ExecStart}, {"exec_stop", v.ExecStop}, {"interface", v.Interface}} {
+		if strings.ContainsAny(s.val, "\"\n;\\") {
+			return bad(k+"."+s.key, "%q: quotes, backslashes, ';' and newlines are not allowed", s.val)
+		}
+	}
+	for _, ip := range v.IP4 {
+		if strings.ContainsAny(ip, " \"';\n") {
+			return bad(k+".ip4", "%q is not an address", ip)
+		}
+	}
+	for pk, pv := range v.Params {
+		if err := checkName(k+".params", "jail parameter", pk); err != nil {
+			return err
+		}
+		if strings.ContainsAny(pv, "\"\n;\\") {
+			return bad(k+".params."+pk, "%q: quotes, backslashes, ';' and newlines are not allowed", pv)
+		}
+	}
+	return nil
+}
+
+func validSize(s string) bool {
+	if s == "" {
+		return false
+	}
+	n := strings.TrimRight(s, "kmgt")
+	if len(s)-len(n) > 1 || n == "" {
+		return false
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Vhost returns the named vhost, or an error that names it.
+func (c *Config) Vhost(name string) (*Vhost, error) {
+	if err := zfs.ValidateComponent("vhost name", name); err != nil {
+		return nil, err
+	}
+	v, ok := c.Vhosts[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown vhost %q (not in %s)", name, c.Path)
+	}
+	return v, nil
+}
+
+// Slave returns the named slave, or an error that names it.
+func (c *Config) Slave(name string) (*Slave, error) {
+	if err := zfs.ValidateComponent("slave name", name); err != nil {
+		return nil, err
+	}
+	s, ok := c.Slaves[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown slave %q (not in %s)", name, c.Path)
+	}
+	return s, nil
+}
+
+// VhostNames returns the configured vhosts, sorted.
+func (c *Config) VhostNames() []string {
+	n := make([]string, 0, len(c.Vhosts))
+	for k := range c.Vhosts {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
