@@ -96,9 +96,11 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 			if ip == "" {
 				return nil, fmt.Errorf("jail %s: empty ip4.addr", j.Name)
 			}
-			if qs[i], err = confString("ip4.addr", ip); err != nil {
-				return nil, jailErr(j.Name, err)
+			q, qerr := confString("ip4.addr", ip)
+			if qerr != nil {
+				return nil, jailErr(j.Name, qerr)
 			}
+			qs[i] = q
 		}
 		fmt.Fprintf(&b, "\tip4.addr = %s;\n", strings.Join(qs, ", "))
 	}
@@ -205,9 +207,10 @@ func (f *freeBSD) cleanup(ctx context.Context, j Jail, freeMD bool) error {
 				return fmt.Errorf("unmount %s: %w", mp, err)
 			}
 		}
+		mounts = outside(mounts, j.Path)
 	}
 	if len(left) > 0 || freeMD {
-		return f.freeLabelled(ctx, j.Name, nil)
+		return f.freeLabelled(ctx, j.Name, mounts)
 	}
 	return nil
 }

@@ -145,6 +145,17 @@ func reverseUnder(mounts []mountEntry, root string) []string {
 	return mps
 }
 
+// outside returns the mounts that are not at or below root.
+func outside(mounts []mountEntry, root string) []mountEntry {
+	var out []mountEntry
+	for _, m := range mounts {
+		if !under(m.Target, root) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // mountEntry is one line of the system's mount table.
 type mountEntry struct {
 	Source, Target, FSType, Options string
