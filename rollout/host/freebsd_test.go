@@ -30,14 +30,14 @@ func vhost1() Jail {
 }
 
 const (
-	jlsV1        = "jls -j vhost1 jid name path"
-	jailC        = "jail -f /etc/jail.conf.d/vhost1.conf -c vhost1"
-	jailR        = "jail -f /etc/jail.conf.d/vhost1.conf -r vhost1"
-	mountP       = "mount -p"
-	mdList       = "mdconfig -l -v"
-	etcInit      = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc init vhost1"
-	etcCleanup   = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc cleanup vhost1"
-	jlsNotFound  = `jls: jail "vhost1" not found`
+	jlsV1         = "jls -j vhost1 jid name path"
+	jailC         = "jail -f /etc/jail.conf.d/vhost1.conf -c vhost1"
+	jailR         = "jail -f /etc/jail.conf.d/vhost1.conf -r vhost1"
+	mountP        = "mount -p"
+	mdList        = "mdconfig -l -v"
+	etcInit       = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc init vhost1"
+	etcCleanup    = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc cleanup vhost1"
+	jlsNotFound   = `jls: jail "vhost1" not found`
 	jailRNotFound = `jail: "vhost1" not found`
 )
 
