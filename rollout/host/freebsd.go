@@ -1,0 +1,557 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/rollout-dev/rollout/proto/command"
+)
+
+// freeBSD drives jail(8), jls(8), jexec(8), mdconfig(8), newfs(8), mount(8) and umount(8).
+type freeBSD struct {
+	r       command.Runner
+	log     *slog.Logger
+	confDir string
+}
+
+// NewFreeBSD returns the FreeBSD host. log nil: slog.Default().
+func NewFreeBSD(r command.Runner, log *slog.Logger) Host {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &freeBSD{r: r, log: log, confDir: "/etc/jail.conf.d"}
+}
+
+func (f *freeBSD) Name() string { return "freebsd" }
+
+// ConfFile is the per-jail file that rc.d/jail also finds (after /etc/jail.NAME.conf and
+// before /etc/jail.conf), so `service jail start NAME` at boot uses the same definition.
+func (f *freeBSD) ConfFile(j Jail) string { return path.Join(f.confDir, j.Name+".conf") }
+
+// Parameters rollout writes itself; Params may not override them.
+var managedParams = map[string]bool{
+	"name": true, "path": true, "host.hostname": true, "mount.fstab": true, "mount.devfs": true,
+	"interface": true, "ip4.addr": true, "exec.prestart": true, "exec.start": true,
+	"exec.stop": true, "exec.poststop": true,
+}
+
+var paramRE = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)*$`)
+
+// confString quotes v for jail.conf(5). Inside double quotes jail(8) still interprets '\'
+// escapes and expands $variables, so values that would need either are refused rather
+// than escaped: none of rollout's values should contain them.
+func confString(key, v string) (string, error) {
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune("\"\\;$", r) {
+			return "", fmt.Errorf("%s %q: quotes, '\\', ';', '$' and control characters are not allowed in jail.conf values", key, v)
+		}
+	}
+	return `"` + v + `"`, nil
+}
+
+// RenderConf writes the jail in jail.conf(5) syntax.
+//
+// The /etc hooks: jail(8) creates a jail by adding the IP addresses, mounting "mount",
+// "mount.fstab" and "mount.devfs", running exec.prestart, and only then creating the jail
+// and running exec.start (usr.sbin/jail/jail.c, JF_START; jail(8): exec.prestart runs "in
+// the system environment before a jail is created"). So exec.prestart sees the nullfs root
+// mounted and can put the memory /etc inside it before /etc/rc reads it. At removal
+// exec.poststop runs after the jail is removed and before mount.devfs and mount.fstab are
+// unmounted in reverse, so it can unmount /etc before jail(8) unmounts the root under it.
+func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
+	if err := j.check(); err != nil {
+		return nil, err
+	}
+	if j.ExecStart == "" {
+		return nil, fmt.Errorf("jail %s: exec.start is empty (jail(8) needs a command or persist)", j.Name)
+	}
+	var b bytes.Buffer
+	var err error
+	put := func(key, v string) {
+		if err != nil || v == "" {
+			return
+		}
+		var q string
+		if q, err = confString(key, v); err == nil {
+			fmt.Fprintf(&b, "\t%s = %s;\n", key, q)
+		}
+	}
+	fmt.Fprintf(&b, "# Written by rollout: changes here are overwritten.\n%s {\n", j.Name)
+	put("path", j.Path)
+	put("host.hostname", j.Hostname)
+	put("mount.fstab", j.Fstab)
+	b.WriteString("\tmount.devfs;\n")
+	put("interface", j.Interface)
+	if len(j.IP4) > 0 {
+		qs := make([]string, len(j.IP4))
+		for i, ip := range j.IP4 {
+			if ip == "" {
+				return nil, fmt.Errorf("jail %s: empty ip4.addr", j.Name)
+			}
+			q, qerr := confString("ip4.addr", ip)
+			if qerr != nil {
+				return nil, jailErr(j.Name, qerr)
+			}
+			qs[i] = q
+		}
+		fmt.Fprintf(&b, "\tip4.addr = %s;\n", strings.Join(qs, ", "))
+	}
+	put("exec.prestart", command.Quote(j.Prestart))
+	put("exec.start", j.ExecStart)
+	put("exec.stop", j.ExecStop)
+	put("exec.poststop", command.Quote(j.Poststop))
+	keys := make([]string, 0, len(j.Params))
+	for k := range j.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !paramRE.MatchString(k) {
+			return nil, fmt.Errorf("jail %s: invalid jail parameter name %q", j.Name, k)
+		}
+		if managedParams[k] {
+			return nil, fmt.Errorf("jail %s: parameter %q is set by rollout and cannot be given in params", j.Name, k)
+		}
+		if j.Params[k] == "" {
+			// a boolean set by name alone, as jail.conf(5) allows ("allow.raw_sockets;")
+			fmt.Fprintf(&b, "\t%s;\n", k)
+			continue
+		}
+		put(k, j.Params[k])
+	}
+	if err != nil {
+		return nil, jailErr(j.Name, err)
+	}
+	b.WriteString("}\n")
+	return b.Bytes(), nil
+}
+
+func (f *freeBSD) jailArgv(j Jail, op string) []string {
+	return []string{"jail", "-f", f.ConfFile(j), op, j.Name}
+}
+
+func jlsArgv(name string) []string { return []string{"jls", "-j", name, "jid", "name", "path"} }
+
+var mountTableArgv = []string{"mount", "-p"}
+
+// StopArgv: jail(8) runs exec.stop, exec.poststop and the unmounts; the mount table is then
+// read to confirm nothing of the jail is left.
+func (f *freeBSD) StopArgv(j Jail) [][]string {
+	return [][]string{f.jailArgv(j, "-r"), mountTableArgv}
+}
+
+// StartArgv: refuse a running jail or leftover mounts, create, confirm with jls.
+func (f *freeBSD) StartArgv(j Jail) [][]string {
+	return [][]string{jlsArgv(j.Name), mountTableArgv, f.jailArgv(j, "-c"), jlsArgv(j.Name)}
+}
+
+// jailNotFound recognises jail(8) and jls(8) reporting that no such jail runs. jail -r
+// prints `"NAME" not found` and exits 1 (0 before FreeBSD 13, which did not count it as a
+// failure); jls -j prints the kernel's `jail "NAME" not found` (or `is dying`) and exits 1.
+func jailNotFound(err error, name string) bool {
+	var ce *command.Error
+	if !errors.As(err, &ce) || ce.ExitCode != 1 {
+		return false
+	}
+	return strings.Contains(ce.Stderr, `"`+name+`" not found`) || strings.Contains(ce.Stderr, `"`+name+`" is dying`)
+}
+
+func (f *freeBSD) Stop(ctx context.Context, j Jail) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	if err := f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-r")}); err != nil {
+		if !jailNotFound(err, j.Name) {
+			return jailErr(j.Name, fmt.Errorf("stop: %w", err))
+		}
+		f.log.Info("jail not running", "jail", j.Name)
+	}
+	// A jail whose processes all exited disappears without exec.poststop or unmounts, and
+	// a failed jail -r may stop half way: whatever is still mounted is cleaned up here.
+	return jailErr(j.Name, f.cleanup(ctx, j, false))
+}
+
+// cleanup removes what a jail left behind when jail(8) did not: it runs the Poststop hook
+// (so /etc is handled as at a normal stop), unmounts everything at or below the jail's
+// path, last mounted first, and frees md(4) disks labelled for the jail. With freeMD the
+// disks are freed even when nothing was mounted (after a failed start the hook's disk may
+// exist unmounted).
+func (f *freeBSD) cleanup(ctx context.Context, j Jail, freeMD bool) error {
+	mounts, err := f.mounts(ctx)
+	if err != nil {
+		return err
+	}
+	left := reverseUnder(mounts, j.Path)
+	if len(left) > 0 {
+		f.log.Warn("cleaning up mounts jail(8) left behind", "jail", j.Name, "mounts", left)
+		if len(j.Poststop) > 0 {
+			if err := f.r.Run(ctx, command.Cmd{Argv: j.Poststop}); err != nil {
+				// the unmounts below still free what they can
+				f.log.Warn("poststop hook failed", "jail", j.Name, "err", err)
+			}
+			if mounts, err = f.mounts(ctx); err != nil {
+				return err
+			}
+		}
+		for _, mp := range reverseUnder(mounts, j.Path) {
+			if err := f.r.Run(ctx, command.Cmd{Argv: []string{"umount", mp}}); err != nil {
+				// never forced: a busy mount means something still uses the jail
+				return fmt.Errorf("unmount %s: %w", mp, err)
+			}
+		}
+		mounts = outside(mounts, j.Path)
+	}
+	if len(left) > 0 || freeMD {
+		return f.freeLabelled(ctx, j.Name, mounts)
+	}
+	return nil
+}
+
+func (f *freeBSD) Start(ctx context.Context, j Jail) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	if root, running, err := f.Root(ctx, j.Name); err != nil {
+		return err
+	} else if running {
+		return fmt.Errorf("jail %s: already running (root %s)", j.Name, root)
+	}
+	mounts, err := f.mounts(ctx)
+	if err != nil {
+		return jailErr(j.Name, err)
+	}
+	if left := reverseUnder(mounts, j.Path); len(left) > 0 {
+		// jail(8) would mount the fstab on top of them
+		return fmt.Errorf("jail %s: not running but still mounted: %s (stop it first)", j.Name, strings.Join(left, ", "))
+	}
+	err = f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-c")})
+	if err == nil {
+		root, running, rerr := f.Root(ctx, j.Name)
+		switch {
+		case rerr != nil:
+			err = rerr
+		case !running:
+			err = errors.New("jail(8) succeeded but jls does not list the jail (did every process of exec.start exit?)")
+		case root != j.Path:
+			err = fmt.Errorf("jail runs with root %s, not %s", root, j.Path)
+		default:
+			f.log.Info("jail started", "jail", j.Name, "root", root)
+			return nil
+		}
+	}
+	err = fmt.Errorf("start: %w", err)
+	// jail(8) unwinds its fstab mounts on failure but never runs exec.poststop, so the md(4)
+	// /etc made by exec.prestart would stay and keep the nullfs root busy.
+	if uerr := f.undoStart(ctx, j); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("undo: %w", uerr))
+	}
+	return jailErr(j.Name, err)
+}
+
+func (f *freeBSD) undoStart(ctx context.Context, j Jail) error {
+	_, running, err := f.Root(ctx, j.Name)
+	if err != nil {
+		return err
+	}
+	if running {
+		if err := f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-r")}); err != nil && !jailNotFound(err, j.Name) {
+			return err
+		}
+	}
+	return f.cleanup(ctx, j, true)
+}
+
+func (f *freeBSD) Running(ctx context.Context, name string) (bool, error) {
+	_, running, err := f.Root(ctx, name)
+	return running, err
+}
+
+func (f *freeBSD) Root(ctx context.Context, name string) (string, bool, error) {
+	if err := checkName(name); err != nil {
+		return "", false, err
+	}
+	out, err := command.Output(ctx, f.r, jlsArgv(name)...)
+	if err != nil {
+		if jailNotFound(err, name) {
+			return "", false, nil
+		}
+		return "", false, jailErr(name, err)
+	}
+	// "3 vhost1 /jail/vhost1": jls quotes only values with blanks or quotes, which
+	// checkPath keeps out of jail paths
+	fl := strings.Fields(string(out))
+	if len(fl) != 3 || fl[1] != name {
+		return "", false, fmt.Errorf("jail %s: unexpected jls output %q", name, out)
+	}
+	return fl[2], true, nil
+}
+
+func (f *freeBSD) Exec(ctx context.Context, name string, argv []string, stdout, stderr io.Writer) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("jail %s: exec: empty command", name)
+	}
+	err := f.r.Run(ctx, command.Cmd{Argv: append([]string{"jexec", name}, argv...), Stdout: stdout, Stderr: stderr})
+	if err != nil && jailNotFound(err, name) {
+		return fmt.Errorf("jail %s: %w (%v)", name, ErrNotRunning, err)
+	}
+	return jailErr(name, err)
+}
+
+// mdUnit is one line of `mdconfig -l -v`.
+type mdUnit struct{ Unit, Type, Label string }
+
+var mdUnitRE = regexp.MustCompile(`^md([0-9]+)$`)
+
+// mdUnits parses `mdconfig -l -v`: one line per unit, tab-separated unit, type, size
+// (humanized, padded), backing file or "-", label or "-", and on FreeBSD 14 a further
+// column of options (sbin/mdconfig/mdconfig.c, md_list).
+func (f *freeBSD) mdUnits(ctx context.Context) ([]mdUnit, error) {
+	out, err := command.Output(ctx, f.r, "mdconfig", "-l", "-v")
+	if err != nil {
+		return nil, err
+	}
+	return parseMdconfigList(out)
+}
+
+func parseMdconfigList(out []byte) ([]mdUnit, error) {
+	var units []mdUnit
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		col := strings.Split(line, "\t")
+		if len(col) < 5 || !mdUnitRE.MatchString(col[0]) {
+			return nil, fmt.Errorf("unexpected `mdconfig -l -v` line %q", line)
+		}
+		u := mdUnit{Unit: col[0], Type: col[1], Label: col[4]}
+		if u.Label == "-" {
+			u.Label = ""
+		}
+		units = append(units, u)
+	}
+	return units, nil
+}
+
+// mounts parses `mount -p`: fstab(5) lines of device, mount point, type, options, padded with
+// tabs or blanks (sbin/mount/mount.c, putfsent). Names are printed raw, which is why paths
+// with blanks are refused everywhere.
+func (f *freeBSD) mounts(ctx context.Context) ([]mountEntry, error) {
+	out, err := command.Output(ctx, f.r, mountTableArgv...)
+	if err != nil {
+		return nil, err
+	}
+	var ms []mountEntry
+	for _, line := range strings.Split(string(out), "\n") {
+		fl := strings.Fields(line)
+		if len(fl) == 0 {
+			continue
+		}
+		if len(fl) < 4 {
+			return nil, fmt.Errorf("unexpected `mount -p` line %q", line)
+		}
+		ms = append(ms, mountEntry{Source: fl[0], Target: fl[1], FSType: fl[2], Options: fl[3]})
+	}
+	return ms, nil
+}
+
+func (f *freeBSD) Mounted(ctx context.Context, p string) (string, bool, error) {
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	m, ok := lastAt(ms, path.Clean(p))
+	return m.FSType, ok, nil
+}
+
+func mountedSource(ms []mountEntry, src string) (string, bool) {
+	for _, m := range ms {
+		if m.Source == src {
+			return m.Target, true
+		}
+	}
+	return "", false
+}
+
+// MountEtc makes the md(4) /etc: mdconfig prints the new unit, newfs -U puts a UFS with soft
+// updates on it, mount puts it at dir. A failure half way frees the disk again.
+func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string) (string, error) {
+	if err := checkEtcArgs(name, dir, backend); err != nil {
+		return "", err
+	}
+	if backend == BackendTmpfs {
+		return "", nil // a line of the jail's fstab, mounted by jail(8)
+	}
+	if !sizeRE.MatchString(size) {
+		return "", fmt.Errorf("jail %s: /etc size %q is not a size such as 32m", name, size)
+	}
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return "", jailErr(name, err)
+	}
+	if m, ok := lastAt(ms, dir); ok {
+		return "", fmt.Errorf("jail %s: %s is already mounted (from %s)", name, dir, m.Source)
+	}
+	// a disk with this label that is mounted nowhere is what a crash left: its content is
+	// rebuilt at every start, so it is freed rather than reused
+	if err := f.freeLabelled(ctx, name, ms); err != nil {
+		return "", err
+	}
+	out, err := command.Output(ctx, f.r, "mdconfig", "-a", "-t", "swap", "-s", size, "-L", EtcLabel(name))
+	if err != nil {
+		return "", jailErr(name, err)
+	}
+	unit := strings.TrimSpace(string(out))
+	m := mdUnitRE.FindStringSubmatch(unit)
+	if m == nil {
+		err := fmt.Errorf("mdconfig printed %q, not a unit such as md3", unit)
+		return "", jailErr(name, errors.Join(err, f.freeLabelled(ctx, name, nil)))
+	}
+	dev := "/dev/" + unit
+	for _, argv := range [][]string{{"newfs", "-U", dev}, {"mount", dev, dir}} {
+		if err := f.r.Run(ctx, command.Cmd{Argv: argv}); err != nil {
+			if uerr := f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", m[1]}}); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: %w", uerr))
+			}
+			return "", jailErr(name, err)
+		}
+	}
+	f.log.Info("jail /etc mounted", "jail", name, "dev", dev, "dir", dir)
+	return dev, nil
+}
+
+func checkEtcArgs(name, dir, backend string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkPath("/etc directory", dir); err != nil {
+		return jailErr(name, err)
+	}
+	if backend != BackendMD && backend != BackendTmpfs {
+		return fmt.Errorf("jail %s: /etc backend %q: must be %q or %q", name, backend, BackendMD, BackendTmpfs)
+	}
+	return nil
+}
+
+// freeLabelled frees the md(4) disks labelled for the jail. A disk still mounted is an
+// error naming where; ms is the mount table if the caller has it.
+func (f *freeBSD) freeLabelled(ctx context.Context, name string, ms []mountEntry) error {
+	units, err := f.mdUnits(ctx)
+	if err != nil {
+		return jailErr(name, err)
+	}
+	for _, u := range units {
+		if u.Label != EtcLabel(name) {
+			continue
+		}
+		if ms == nil {
+			if ms, err = f.mounts(ctx); err != nil {
+				return jailErr(name, err)
+			}
+		}
+		if mp, ok := mountedSource(ms, "/dev/"+u.Unit); ok {
+			return fmt.Errorf("jail %s: md(4) disk %s labelled %s is mounted on %s", name, u.Unit, u.Label, mp)
+		}
+		f.log.Info("freeing jail /etc disk", "jail", name, "unit", u.Unit)
+		if err := f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", strings.TrimPrefix(u.Unit, "md")}}); err != nil {
+			return jailErr(name, err)
+		}
+	}
+	return nil
+}
+
+// UnmountEtc unmounts dir if it holds the jail's labelled md(4) disk and frees the disk.
+// Anything else mounted there is left alone and reported.
+func (f *freeBSD) UnmountEtc(ctx context.Context, name, dir, backend string) error {
+	if err := checkEtcArgs(name, dir, backend); err != nil {
+		return err
+	}
+	if backend == BackendTmpfs {
+		return nil // jail(8) unmounts the fstab line
+	}
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return jailErr(name, err)
+	}
+	if m, ok := lastAt(ms, dir); ok {
+		units, err := f.mdUnits(ctx)
+		if err != nil {
+			return jailErr(name, err)
+		}
+		ours := false
+		for _, u := range units {
+			ours = ours || (u.Label == EtcLabel(name) && m.Source == "/dev/"+u.Unit)
+		}
+		if !ours {
+			return fmt.Errorf("jail %s: %s is mounted from %s, not from an md(4) disk labelled %s; left alone", name, dir, m.Source, EtcLabel(name))
+		}
+		if err := f.r.Run(ctx, command.Cmd{Argv: []string{"umount", dir}}); err != nil {
+			return jailErr(name, err)
+		}
+		if ms, err = f.mounts(ctx); err != nil {
+			return jailErr(name, err)
+		}
+	}
+	return f.freeLabelled(ctx, name, ms)
+}
+
+func (f *freeBSD) OrphanEtc(ctx context.Context) ([]string, error) {
+	units, err := f.mdUnits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var orphans []string
+	for _, u := range units {
+		if !strings.HasPrefix(u.Label, etcLabelPrefix) {
+			continue
+		}
+		if _, ok := mountedSource(ms, "/dev/"+u.Unit); !ok {
+			orphans = append(orphans, u.Unit)
+		}
+	}
+	return orphans, nil
+}
+
+// FreeEtc frees an orphan md unit, after checking that it is rollout's and unmounted so
+// that a mistyped unit cannot destroy someone else's disk.
+func (f *freeBSD) FreeEtc(ctx context.Context, id string) error {
+	m := mdUnitRE.FindStringSubmatch(id)
+	if m == nil {
+		return fmt.Errorf("free /etc disk: %q is not an md unit such as md3", id)
+	}
+	units, err := f.mdUnits(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range units {
+		if u.Unit != id {
+			continue
+		}
+		if !strings.HasPrefix(u.Label, etcLabelPrefix) {
+			return fmt.Errorf("free /etc disk: %s is labelled %q, not %s*", id, u.Label, etcLabelPrefix)
+		}
+		ms, err := f.mounts(ctx)
+		if err != nil {
+			return err
+		}
+		if mp, ok := mountedSource(ms, "/dev/"+id); ok {
+			return fmt.Errorf("free /etc disk: %s is mounted on %s", id, mp)
+		}
+		return f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", m[1]}})
+	}
+	return fmt.Errorf("free /etc disk: no md unit %s", id)
+}

@@ -1,0 +1,179 @@
+// Package host is what rollout needs from the operating system to run a vhost's jail: write
+// its configuration, start and stop it, run commands in it, and make and destroy its /etc
+// memory file system. FreeBSD is the real target (jail(8), mdconfig(8)); Linux is the test
+// lab's stand-in (namespaces, chroot, tmpfs), driven the same way so that rollout's core
+// can be tested end to end on real ZFS.
+//
+// Every external program runs through a command.Runner, so tests can pin each argv and every
+// command is logged and timed the same way.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// Jail is what a host needs to know to run one vhost.
+type Jail struct {
+	Name      string   // vhost1 (jail name)
+	Path      string   // /jail/vhost1 (jail root = nullfs mount of the snapshot)
+	Hostname  string   // host.hostname
+	Fstab     string   // /etc/fstab.vhost1, written by fstabgen
+	IP4       []string // ip4.addr values
+	Interface string   // interface the IP4 aliases go on
+	ExecStart string   // "/bin/sh /etc/rc"
+	ExecStop  string   // "/bin/sh /etc/rc.shutdown"
+	Prestart  []string // /etc hook run after the fstab mounts: {"/usr/local/sbin/rollout", "-c", CONF, "etc", "init", "vhost1"}
+	Poststop  []string // /etc hook run before the unmounts: {..., "etc", "cleanup", "vhost1"}
+	Params    map[string]string
+}
+
+// Host runs jails on one machine.
+type Host interface {
+	// Name is the implementation: "freebsd" or "linux".
+	Name() string
+	// ConfFile is where the jail's configuration lives (FreeBSD: /etc/jail.conf.d/NAME.conf).
+	ConfFile(j Jail) string
+	// RenderConf returns the jail's configuration file content (FreeBSD: jail.conf(5) syntax).
+	RenderConf(j Jail) ([]byte, error)
+	// StopArgv and StartArgv are the main commands Stop and Start run, for --dry-run plans.
+	// Clean-up commands that run only when something is left over are not listed.
+	StopArgv(j Jail) [][]string
+	StartArgv(j Jail) [][]string
+	// Stop stops the jail; a jail that is not running is not an error. Afterwards nothing
+	// of the jail is mounted.
+	Stop(ctx context.Context, j Jail) error
+	// Start starts the jail (mounts the fstab in order, runs Prestart, runs ExecStart) and
+	// confirms it runs; if the start fails, everything mounted or created is undone before
+	// the error is returned.
+	Start(ctx context.Context, j Jail) error
+	// Running reports whether the jail runs.
+	Running(ctx context.Context, name string) (bool, error)
+	// Root reports whether the jail runs and, if it does, its root path as the system sees it.
+	Root(ctx context.Context, name string) (root string, running bool, err error)
+	// Exec runs argv inside the running jail (health checks).
+	Exec(ctx context.Context, name string, argv []string, stdout, stderr io.Writer) error
+	// MountEtc creates the jail's /etc memory file system at dir and returns its device
+	// ("/dev/md3"; "" when the fstab mounts it, as with the tmpfs backend).
+	MountEtc(ctx context.Context, name, dir, backend, size string) (string, error)
+	// UnmountEtc unmounts dir and frees the memory disk labelled rollout:NAME. Idempotent.
+	UnmountEtc(ctx context.Context, name, dir, backend string) error
+	// OrphanEtc lists /etc memory file systems left behind by a crash, as identifiers for
+	// FreeEtc and for display (FreeBSD: md units such as "md3"; Linux: mount points).
+	OrphanEtc(ctx context.Context) ([]string, error)
+	// FreeEtc destroys one orphan reported by OrphanEtc.
+	FreeEtc(ctx context.Context, id string) error
+	// Mounted reports whether path is a mount point and of which file system type.
+	Mounted(ctx context.Context, path string) (fstype string, ok bool, err error)
+}
+
+// EtcLabel is the label of a jail's /etc memory disk (md(4) label on FreeBSD, tmpfs source
+// on Linux): it is how disks left behind by a crash are found again.
+func EtcLabel(name string) string { return etcLabelPrefix + name }
+
+const etcLabelPrefix = "rollout:"
+
+const (
+	BackendMD    = "md"
+	BackendTmpfs = "tmpfs"
+)
+
+var (
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	sizeRE = regexp.MustCompile(`^[0-9]+[kmgtKMGT]?$`)
+)
+
+// ErrNotRunning is returned by Exec for a jail that does not run.
+var ErrNotRunning = errors.New("not running")
+
+func checkName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid jail name %q (letters, digits, '_' and '-' only)", name)
+	}
+	if strings.Trim(name, "0123456789") == "" {
+		return fmt.Errorf("invalid jail name %q: jls(8) and jexec(8) read a number as a jail id", name)
+	}
+	return nil
+}
+
+// checkPath refuses what fstab(5), jail.conf(5) or mount tables would read differently.
+func checkPath(what, p string) error {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+		return fmt.Errorf("%s %q is not an absolute, clean path", what, p)
+	}
+	if strings.ContainsAny(p, " \t\n\"'\\;$") {
+		return fmt.Errorf("%s %q: whitespace, quotes, '\\', ';' and '$' are not allowed", what, p)
+	}
+	return nil
+}
+
+func (j Jail) check() error {
+	if err := checkName(j.Name); err != nil {
+		return err
+	}
+	if err := checkPath("path", j.Path); err != nil {
+		return fmt.Errorf("jail %s: %w", j.Name, err)
+	}
+	if j.Path == "/" {
+		return fmt.Errorf("jail %s: path must not be /", j.Name)
+	}
+	if err := checkPath("fstab", j.Fstab); err != nil {
+		return fmt.Errorf("jail %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// under reports whether mount point mp is root or lies below it.
+func under(mp, root string) bool {
+	return mp == root || strings.HasPrefix(mp, root+"/")
+}
+
+// reverseUnder returns the mount points at or below root, last mounted first: the order in
+// which they can be unmounted.
+func reverseUnder(mounts []mountEntry, root string) []string {
+	var mps []string
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if under(mounts[i].Target, root) {
+			mps = append(mps, mounts[i].Target)
+		}
+	}
+	return mps
+}
+
+// outside returns the mounts that are not at or below root.
+func outside(mounts []mountEntry, root string) []mountEntry {
+	var out []mountEntry
+	for _, m := range mounts {
+		if !under(m.Target, root) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mountEntry is one line of the system's mount table.
+type mountEntry struct {
+	Source, Target, FSType, Options string
+}
+
+// lastAt returns the topmost mount at target.
+func lastAt(mounts []mountEntry, target string) (mountEntry, bool) {
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if mounts[i].Target == target {
+			return mounts[i], true
+		}
+	}
+	return mountEntry{}, false
+}
+
+func jailErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("jail %s: %w", name, err)
+}
