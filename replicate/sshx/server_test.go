@@ -65,9 +65,12 @@ func writeKey(t *testing.T, dir string, priv ed25519.PrivateKey) string {
 	return p
 }
 
-func startServer(t *testing.T, clientPK ssh.PublicKey, handle func(string, ssh.Channel) uint32) *testServer {
+func startServer(t *testing.T, clientPK ssh.PublicKey, handle func(string, ssh.Channel) uint32, opts ...func(*testServer)) *testServer {
 	t.Helper()
 	s := &testServer{t: t, hostKey: newKey(t), clientPK: clientPK, handle: handle}
+	for _, o := range opts { // before the server runs: its goroutines read these
+		o(s)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ type fixture struct {
 	known    string
 }
 
-func setup(t *testing.T, handle func(string, ssh.Channel) uint32) *fixture {
+func setup(t *testing.T, handle func(string, ssh.Channel) uint32, opts ...func(*testServer)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -39,7 +39,7 @@ func setup(t *testing.T, handle func(string, ssh.Channel) uint32) *fixture {
 		t.Fatal(err)
 	}
 	signer, _ := ssh.NewSignerFromKey(priv)
-	srv := startServer(t, signer.PublicKey(), handle)
+	srv := startServer(t, signer.PublicKey(), handle, opts...)
 	return &fixture{srv: srv, dir: dir, identity: writeKey(t, dir, priv),
 		known: srv.knownHostsFile(t, dir, srv.hostKey.PublicKey())}
 }
@@ -106,7 +106,6 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // A server with several host keys must be asked for the type known_hosts has; otherwise it
 // offers its preferred key and a good host looks like a changed one.
 func TestHostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
-	f := setup(t, sinkHandler)
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +113,7 @@ func TestHostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
 	ecSigner, _ := ssh.NewSignerFromKey(ec)
 	// the server offers both; known_hosts has only the ed25519 key, while x/crypto/ssh by
 	// default prefers ECDSA host keys
-	f.srv.extraKeys = []ssh.Signer{ecSigner}
+	f := setup(t, sinkHandler, func(s *testServer) { s.extraKeys = []ssh.Signer{ecSigner} })
 	c, err := Dial(context.Background(), f.srv.config(f.identity, f.known))
 	if err != nil {
 		t.Fatalf("dial with only the ed25519 key known: %v", err)
@@ -238,8 +237,7 @@ func TestKeepaliveNoticesDeadLink(t *testing.T) {
 	f := setup(t, func(_ string, ch ssh.Channel) uint32 {
 		io.Copy(io.Discard, ch)
 		return 0
-	})
-	f.srv.ignoreGlobal = true
+	}, func(s *testServer) { s.ignoreGlobal = true })
 	cfg := f.srv.config(f.identity, f.known)
 	cfg.KeepaliveInterval = 50 * time.Millisecond
 	cfg.KeepaliveMax = 3
