@@ -54,11 +54,11 @@ type Request struct {
 
 // Step is one send | receive pipeline.
 type Step struct {
-	Dataset     string   // slave dataset it writes to
-	Token       string   // resume token, for resume steps
-	Rollback    []string // run on the slave first (a modified replica, --force), or nil
-	SendArgv    []string // run here
-	ReceiveArgv []string // run on the slave
+	Dataset     string   `json:"dataset"`            // slave dataset it writes to
+	Token       string   `json:"token"`              // resume token
+	Rollback    []string `json:"rollback,omitempty"` // run on the slave first (a modified replica, --force)
+	SendArgv    []string `json:"send"`               // run here
+	ReceiveArgv []string `json:"receive"`            // run on the slave
 }
 
 // Plan is what replicating to one slave will do. It is data: --dry-run prints it, --json shows it.
