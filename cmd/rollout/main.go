@@ -96,6 +96,7 @@ func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		snapshotCommand(),
 		snapshotsCommand(),
+		replicateCommand(),
 	}
 	for _, c := range cmds {
 		setUsageError(c)

@@ -1,0 +1,478 @@
+// Package replicate sends the prototype's snapshots to slave hosts: zfs send on this host, piped
+// over SSH into zfs receive on each slave. Planning is pure (MakePlan, from listed state), so what
+// a run will do, and what it refuses to do, is decided and shown before any stream starts.
+package replicate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
+)
+
+// Mode is what a plan does.
+type Mode string
+
+const (
+	ModeNone        Mode = "none"        // the slave already has the target (by guid)
+	ModeFull        Mode = "full"        // zfs send -R target
+	ModeIncremental Mode = "incremental" // zfs send -R -I @base target
+	ModeResume      Mode = "resume"      // zfs send -t TOKEN for an interrupted receive, then plan again
+)
+
+// MasterState is the prototype on this host.
+type MasterState struct {
+	Dataset   string         // zpool/proto
+	Snapshots []zfs.Snapshot // of Dataset and its descendants (zfs list -r), any order
+}
+
+// SlaveState is what a slave has of the prototype, and what its vhosts use.
+type SlaveState struct {
+	Dataset     string   // where receive -d puts the prototype: POOL/proto
+	Exists      bool     // Dataset exists
+	Filesystems []string // Dataset and its descendant file systems
+	Snapshots   []zfs.Snapshot
+	// ResumeTokens maps a dataset to its receive_resume_token (an interrupted receive -s).
+	ResumeTokens map[string]string
+	// Written maps a file system to its `written` property: bytes written since its newest
+	// snapshot. Non-zero means the replica was modified, and an incremental receive fails.
+	Written map[string]uint64
+	// InUse maps a full snapshot name to the datasets whose rollout:snapshot or rollout:previous
+	// names it. These must never be destroyed or renamed by a receive.
+	InUse map[string][]string
+}
+
+// Request is what was asked for one slave.
+type Request struct {
+	Slave  string // name in rollout.toml
+	Pool   string // the slave's pool (receive -d POOL)
+	Target string // snapshot name on the master ("3")
+	Force  bool   // allow receive -F (never over a snapshot in use)
+}
+
+// Step is one send | receive pipeline.
+type Step struct {
+	Dataset     string   `json:"dataset"`            // slave dataset it writes to
+	Token       string   `json:"token"`              // resume token
+	Rollback    []string `json:"rollback,omitempty"` // run on the slave first (a modified replica, --force)
+	SendArgv    []string `json:"send"`               // run here
+	ReceiveArgv []string `json:"receive"`            // run on the slave
+}
+
+// Plan is what replicating to one slave will do. It is data: --dry-run prints it, --json shows it.
+type Plan struct {
+	Slave          string   `json:"slave"`
+	Mode           Mode     `json:"mode"`
+	Base           string   `json:"base,omitempty"`     // master snapshot the increment starts from
+	Target         string   `json:"target"`             // master snapshot that the slave will have
+	SlaveDataset   string   `json:"slave_dataset"`      // POOL/proto
+	EstimatedBytes int64    `json:"estimated_bytes"`    // from zfs send -nvP; -1 when unknown
+	SendArgv       []string `json:"send,omitempty"`     // local command
+	ReceiveArgv    []string `json:"receive,omitempty"`  // remote command
+	AfterArgv      []string `json:"after,omitempty"`    // remote command after a successful receive
+	Force          bool     `json:"force"`              // receive -F is used
+	Destroys       []string `json:"destroys,omitempty"` // slave snapshots and file systems receive -F destroys
+	Resume         []Step   `json:"resume,omitempty"`   // interrupted receives to finish first
+	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
+	Reasons        []string `json:"reasons,omitempty"`  // why this plan
+}
+
+// Refused is a replication that planning will not do, with every reason.
+type Refused struct {
+	Slave   string
+	Reasons []string
+}
+
+func (e *Refused) Error() string {
+	return fmt.Sprintf("%s: refusing to replicate: %s", e.Slave, strings.Join(e.Reasons, "; "))
+}
+
+// SlaveDataset is where `zfs receive -d pool` puts master's dataset: the pool's name is replaced.
+func SlaveDataset(masterDataset, pool string) string {
+	_, rest, _ := strings.Cut(masterDataset, "/")
+	if rest == "" {
+		return pool
+	}
+	return pool + "/" + rest
+}
+
+// ReceiveArgv is the receive command for a (replication) stream: -s keeps partial state for a
+// resume, -u leaves the replica unmounted (on a host that is also a master, a mounted copy
+// would cover the source's mountpoint), -d keeps the path below the pool.
+func ReceiveArgv(pool string, force, first bool) []string {
+	argv := []string{"zfs", "receive", "-s", "-u"}
+	if first {
+		// a new replica is read-only from its first moment: a replica that is only read
+		// (atime) already counts as modified and breaks the next incremental or resume
+		argv = append(argv, "-o", "readonly=on")
+	}
+	if force {
+		argv = append(argv, "-F")
+	}
+	return append(argv, "-d", pool)
+}
+
+// ReadonlyArgv keeps the slave's prototype read-only after every receive (OpenZFS keeps a local
+// property over received ones, so this survives later receives).
+func ReadonlyArgv(dataset string) []string { return []string{"zfs", "set", "readonly=on", dataset} }
+
+// tree groups snapshots by dataset path relative to the prototype ("" is the top, "/etc" a child),
+// each list in createtxg order.
+type tree map[string][]zfs.Snapshot
+
+func newTree(root string, snaps []zfs.Snapshot) tree {
+	t := tree{}
+	for _, s := range snaps {
+		if rel, ok := relPath(root, s.Dataset); ok {
+			t[rel] = append(t[rel], s)
+		}
+	}
+	for _, l := range t {
+		sort.SliceStable(l, func(i, j int) bool { return l[i].CreateTXG < l[j].CreateTXG })
+	}
+	return t
+}
+
+func relPath(root, ds string) (string, bool) {
+	if ds == root {
+		return "", true
+	}
+	if strings.HasPrefix(ds, root+"/") {
+		return ds[len(root):], true
+	}
+	return "", false
+}
+
+func byGUID(l []zfs.Snapshot) map[uint64]zfs.Snapshot {
+	m := make(map[uint64]zfs.Snapshot, len(l))
+	for _, s := range l {
+		m[s.GUID] = s
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// MakePlan decides how to bring one slave to req.Target. It returns *Refused when it will not.
+func MakePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
+	if len(s.ResumeTokens) > 0 {
+		return resumePlan(m, s, req)
+	}
+	return plan(m, s, req)
+}
+
+func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
+	p := &Plan{Slave: req.Slave, Mode: ModeResume, SlaveDataset: s.Dataset, EstimatedBytes: -1,
+		Target: m.Dataset + "@" + req.Target}
+	var refuse []string
+	for _, ds := range sortedKeys(s.ResumeTokens) {
+		st := Step{Dataset: ds, Token: s.ResumeTokens[ds],
+			SendArgv:    []string{"zfs", "send", "-t", s.ResumeTokens[ds]},
+			ReceiveArgv: []string{"zfs", "receive", "-s", "-u", ds}}
+		if s.Written[ds] > 0 {
+			last := newest(s.Snapshots, ds)
+			switch {
+			case last == "":
+				refuse = append(refuse, fmt.Sprintf("%s was modified and has no snapshot to roll back to before resuming", ds))
+			case !req.Force:
+				refuse = append(refuse, fmt.Sprintf("%s was modified since %s (written=%d), so its interrupted receive cannot resume; --force rolls it back to %s first (the partial receive is kept)", ds, last, s.Written[ds], last))
+			default:
+				st.Rollback = []string{"zfs", "rollback", last}
+			}
+		}
+		p.Resume = append(p.Resume, st)
+		p.Reasons = append(p.Reasons, fmt.Sprintf("receive into %s was interrupted; resuming it first, then planning again", ds))
+	}
+	if len(refuse) > 0 {
+		return nil, &Refused{Slave: req.Slave, Reasons: refuse}
+	}
+	// what the run would do next if the resumed receive changed nothing else; it is planned
+	// again after the resume, from what the slave then has
+	if then, err := plan(m, s, req); err == nil {
+		p.Then = then
+	} else {
+		p.Reasons = append(p.Reasons, "after it: "+err.Error())
+	}
+	return p, nil
+}
+
+func newest(snaps []zfs.Snapshot, ds string) string {
+	var last *zfs.Snapshot
+	for i := range snaps {
+		if snaps[i].Dataset == ds && (last == nil || snaps[i].CreateTXG > last.CreateTXG) {
+			last = &snaps[i]
+		}
+	}
+	if last == nil {
+		return ""
+	}
+	return last.FullName()
+}
+
+func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
+	mt := newTree(m.Dataset, m.Snapshots)
+	st := newTree(s.Dataset, s.Snapshots)
+	p := &Plan{Slave: req.Slave, SlaveDataset: s.Dataset, EstimatedBytes: -1, Target: m.Dataset + "@" + req.Target}
+	refuse := func(reasons ...string) error { return &Refused{Slave: req.Slave, Reasons: reasons} }
+
+	top := mt[""]
+	ti := -1
+	for i, x := range top {
+		if x.Name == req.Target {
+			ti = i
+		}
+	}
+	if ti < 0 {
+		return nil, refuse(fmt.Sprintf("the master has no snapshot %s", p.Target))
+	}
+	target := top[ti]
+
+	if _, ok := byGUID(st[""])[target.GUID]; ok {
+		p.Mode = ModeNone
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has %s@%s (guid %d)", s.Dataset, s.Dataset, target.Name, target.GUID))
+		return p, nil
+	}
+	if !s.Exists {
+		p.Mode = ModeFull
+		p.SendArgv = []string{"zfs", "send", "-R", target.FullName()}
+		p.ReceiveArgv = ReceiveArgv(req.Pool, false, true)
+		p.AfterArgv = ReadonlyArgv(s.Dataset)
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%s does not exist on the slave: full send", s.Dataset))
+		return p, nil
+	}
+
+	// sendSet is, per dataset, what a -R stream up to the target carries in its snapshot lists:
+	// every snapshot no newer than the target. receive -F destroys slave snapshots outside it.
+	sendSet := map[string]map[uint64]zfs.Snapshot{}
+	names := map[string]map[string]zfs.Snapshot{}
+	for rel, l := range mt {
+		sendSet[rel] = map[uint64]zfs.Snapshot{}
+		names[rel] = map[string]zfs.Snapshot{}
+		for _, x := range l {
+			if x.CreateTXG <= target.CreateTXG {
+				sendSet[rel][x.GUID] = x
+				names[rel][x.Name] = x
+			}
+		}
+	}
+
+	// base: the newest master snapshot before the target that the slave has, matched by guid
+	var base *zfs.Snapshot
+	slaveTop := byGUID(st[""])
+	for i := ti - 1; i >= 0; i-- {
+		if _, ok := slaveTop[top[i].GUID]; ok {
+			base = &top[i]
+			break
+		}
+	}
+
+	var reasons, notes []string
+	if len(st[""]) == 0 {
+		reasons = append(reasons, fmt.Sprintf("%s exists on the slave but has no snapshots, so it is not a replica of %s; a full receive over it needs -F", s.Dataset, m.Dataset))
+	} else if base == nil {
+		return nil, refuse(fmt.Sprintf("%s has no snapshot in common with %s (compared by guid), so no incremental send can apply; a full send would first need the slave's copy destroyed (zfs destroy -r %s on the slave, after checking that no vhost uses it)", s.Dataset, m.Dataset, s.Dataset))
+	}
+
+	ahead := false // some child already has snapshots past the base: an interrupted -R stream
+	for _, rel := range sortedKeys(st) {
+		sds := s.Dataset + rel
+		mds := m.Dataset + rel
+		var baseOnSlave *zfs.Snapshot
+		if base != nil {
+			if mb, ok := names[rel][base.Name]; ok {
+				for i, x := range st[rel] {
+					if x.GUID == mb.GUID {
+						baseOnSlave = &st[rel][i]
+					}
+				}
+				if baseOnSlave == nil {
+					reasons = append(reasons, fmt.Sprintf("%s lacks @%s (guid %d), the base of the increment", sds, base.Name, mb.GUID))
+				}
+			}
+		}
+		var diverged, extra []string
+		for _, x := range st[rel] {
+			if _, ok := sendSet[rel][x.GUID]; ok {
+				if baseOnSlave != nil && x.CreateTXG > baseOnSlave.CreateTXG {
+					ahead = true
+				}
+				continue
+			}
+			if mx, ok := names[rel][x.Name]; ok {
+				diverged = append(diverged, fmt.Sprintf("@%s (guid %d on the slave, %d on the master)", x.Name, x.GUID, mx.GUID))
+			} else if baseOnSlave == nil || x.CreateTXG > baseOnSlave.CreateTXG {
+				extra = append(extra, "@"+x.Name)
+			}
+		}
+		if len(diverged) > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s and %s have diverged: same name, different snapshot: %s", sds, mds, strings.Join(diverged, ", ")))
+		}
+		if len(extra) > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s has snapshots newer than the base that the master lacks: %s", sds, strings.Join(extra, ", ")))
+		}
+	}
+	for _, fs := range s.Filesystems {
+		if n := s.Written[fs]; n > 0 && len(st[strings.TrimPrefix(fs, s.Dataset)]) > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s was modified since its newest snapshot (written=%d); keep slaves' prototype readonly=on", fs, n))
+		}
+	}
+
+	force := req.Force
+	if len(reasons) > 0 && !req.Force {
+		return nil, refuse(append(reasons, "--force would use receive -F, which rolls the slave back and destroys what the master lacks (never a snapshot a vhost uses)")...)
+	}
+	if ahead && !force {
+		// the slave has master snapshots past the base in some child: the rest of an interrupted
+		// -R stream. Re-sending it needs -F, which here destroys nothing (checked below).
+		force = true
+		notes = append(notes, "some datasets already have snapshots past the base (an interrupted replication stream); receive -F completes it and destroys nothing here")
+	}
+	if force {
+		p.Force = true
+		p.Destroys = destroyed(s, st, sendSet)
+		if len(p.Destroys) > 0 && !req.Force {
+			return nil, refuse(fmt.Sprintf("completing the stream with receive -F would destroy %s; --force to accept", strings.Join(p.Destroys, ", ")))
+		}
+		if used := inUse(p.Destroys, s); len(used) > 0 {
+			return nil, refuse(fmt.Sprintf("receive -F would destroy or rename %s, in use on the slave (never, even with --force); move those vhosts to another snapshot first", strings.Join(used, ", ")))
+		}
+	}
+
+	p.Reasons = append(reasons, notes...)
+	p.AfterArgv = ReadonlyArgv(s.Dataset)
+	if base == nil {
+		p.Mode = ModeFull
+		p.SendArgv = []string{"zfs", "send", "-R", target.FullName()}
+		p.ReceiveArgv = ReceiveArgv(req.Pool, true, true)
+		return p, nil
+	}
+	p.Mode = ModeIncremental
+	p.Base = base.FullName()
+	p.SendArgv = []string{"zfs", "send", "-R", "-I", "@" + base.Name, target.FullName()}
+	p.ReceiveArgv = ReceiveArgv(req.Pool, p.Force, false)
+	p.Reasons = append(p.Reasons, fmt.Sprintf("newest common snapshot (by guid): @%s", base.Name))
+	return p, nil
+}
+
+// destroyed lists what receive -F of a -R stream removes: slave snapshots the stream does not
+// list, and slave file systems the master does not have (with their snapshots).
+func destroyed(s SlaveState, st tree, sendSet map[string]map[uint64]zfs.Snapshot) []string {
+	var out []string
+	for _, fs := range s.Filesystems {
+		rel, _ := relPath(s.Dataset, fs)
+		if _, ok := sendSet[rel]; !ok {
+			out = append(out, fs)
+		}
+	}
+	for _, rel := range sortedKeys(st) {
+		for _, x := range st[rel] {
+			set, ok := sendSet[rel]
+			if !ok {
+				out = append(out, x.FullName()) // its file system goes too
+				continue
+			}
+			if _, ok := set[x.GUID]; !ok {
+				out = append(out, x.FullName())
+			}
+		}
+	}
+	return out
+}
+
+// inUse returns the names in destroys that a vhost uses. A vhost that runs on POOL/proto@3 also
+// mounts POOL/proto/etc@3, so a snapshot is in use when its own name or the top dataset's
+// snapshot of the same name is; a destroyed file system takes all its snapshots with it.
+func inUse(destroys []string, s SlaveState) []string {
+	var out []string
+	for _, d := range destroys {
+		ds, name, isSnap := strings.Cut(d, "@")
+		var users []string
+		if isSnap {
+			users = append(users, s.InUse[d]...)
+			if ds != s.Dataset {
+				users = append(users, s.InUse[s.Dataset+"@"+name]...)
+			}
+		} else {
+			for _, full := range sortedKeys(s.InUse) {
+				if strings.HasPrefix(full, d+"@") {
+					users = append(users, s.InUse[full]...)
+				}
+			}
+		}
+		if len(users) > 0 {
+			sort.Strings(users)
+			out = append(out, fmt.Sprintf("%s (used by %s)", d, strings.Join(slicesCompact(users), ", ")))
+		}
+	}
+	return out
+}
+
+func slicesCompact(s []string) []string {
+	var out []string
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// String renders the plan for --dry-run: the decision, then the exact commands.
+func (p *Plan) String() string {
+	var b strings.Builder
+	p.render(&b, "")
+	return b.String()
+}
+
+func (p *Plan) render(b *strings.Builder, indent string) {
+	switch p.Mode {
+	case ModeNone:
+		fmt.Fprintf(b, "%s%s: up to date at %s\n", indent, p.Slave, p.Target)
+		return
+	case ModeResume:
+		fmt.Fprintf(b, "%s%s: resume interrupted receive\n", indent, p.Slave)
+	case ModeFull:
+		fmt.Fprintf(b, "%s%s: full send of %s%s\n", indent, p.Slave, p.Target, sizeNote(p.EstimatedBytes))
+	case ModeIncremental:
+		fmt.Fprintf(b, "%s%s: incremental %s -> %s%s\n", indent, p.Slave, p.Base, p.Target, sizeNote(p.EstimatedBytes))
+	}
+	for _, r := range p.Reasons {
+		fmt.Fprintf(b, "%s  # %s\n", indent, r)
+	}
+	for _, d := range p.Destroys {
+		fmt.Fprintf(b, "%s  # receive -F destroys %s\n", indent, d)
+	}
+	for _, st := range p.Resume {
+		if st.Rollback != nil {
+			fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(st.Rollback))
+		}
+		fmt.Fprintf(b, "%s  local:  %s | %s: %s\n", indent, command.Quote(st.SendArgv), p.Slave, command.Quote(st.ReceiveArgv))
+	}
+	if p.SendArgv != nil {
+		fmt.Fprintf(b, "%s  local:  %s\n", indent, command.Quote(p.SendArgv))
+		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.ReceiveArgv))
+	}
+	if p.AfterArgv != nil {
+		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
+	}
+	if p.Then != nil {
+		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)
+		p.Then.render(b, indent+"  ")
+	}
+}
+
+func sizeNote(n int64) string {
+	if n < 0 {
+		return ""
+	}
+	return ", about " + HumanBytes(n)
+}

@@ -1,0 +1,292 @@
+package replicate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
+)
+
+// snaps makes the snapshots of a recursive `zfs snapshot -r` for each name: the top dataset and
+// its child etc, guids derived from guidBase so that master and slave copies can match or not.
+func snaps(root string, guidBase uint64, names ...string) []zfs.Snapshot {
+	var out []zfs.Snapshot
+	for i, n := range names {
+		txg := uint64(100 * (i + 1))
+		out = append(out,
+			zfs.Snapshot{Dataset: root, Name: n, GUID: guidBase + uint64(i)*2, CreateTXG: txg},
+			zfs.Snapshot{Dataset: root + "/etc", Name: n, GUID: guidBase + uint64(i)*2 + 1, CreateTXG: txg})
+	}
+	return out
+}
+
+// replica returns the slave copies of master snapshots: same names and guids, the slave's own
+// dataset names and createtxgs.
+func replica(slaveRoot, masterRoot string, ms []zfs.Snapshot) []zfs.Snapshot {
+	var out []zfs.Snapshot
+	for _, s := range ms {
+		s.Dataset = slaveRoot + strings.TrimPrefix(s.Dataset, masterRoot)
+		s.CreateTXG += 7
+		out = append(out, s)
+	}
+	return out
+}
+
+func master(names ...string) MasterState {
+	return MasterState{Dataset: "zpool/proto", Snapshots: snaps("zpool/proto", 1000, names...)}
+}
+
+func slave(ms MasterState, upto int, extra ...zfs.Snapshot) SlaveState {
+	have := replica("tank/proto", "zpool/proto", ms.Snapshots[:2*upto])
+	return SlaveState{Dataset: "tank/proto", Exists: true, Filesystems: []string{"tank/proto", "tank/proto/etc"},
+		Snapshots: append(have, extra...), Written: map[string]uint64{}, InUse: map[string][]string{}}
+}
+
+var req = Request{Slave: "slave2", Pool: "tank", Target: "3"}
+
+func mustPlan(t *testing.T, m MasterState, s SlaveState, r Request) *Plan {
+	t.Helper()
+	p, err := MakePlan(m, s, r)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func mustRefuse(t *testing.T, m MasterState, s SlaveState, r Request, want ...string) string {
+	t.Helper()
+	p, err := MakePlan(m, s, r)
+	var ref *Refused
+	if !errors.As(err, &ref) {
+		t.Fatalf("plan %+v, err %v: want a refusal", p, err)
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("refusal %q lacks %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("refusal is not one line: %q", msg)
+	}
+	return msg
+}
+
+func argv(a []string) string { return command.Quote(a) }
+
+func TestPlanUpToDate(t *testing.T) {
+	m := master("1", "2", "3")
+	p := mustPlan(t, m, slave(m, 3), req)
+	if p.Mode != ModeNone || p.SendArgv != nil {
+		t.Errorf("plan %+v, want nothing to do", p)
+	}
+	if got := p.String(); got != "slave2: up to date at zpool/proto@3\n" {
+		t.Errorf("String() = %q", got)
+	}
+	// an older target the slave has is also nothing to do
+	r := req
+	r.Target = "2"
+	if p := mustPlan(t, m, slave(m, 3), r); p.Mode != ModeNone {
+		t.Errorf("older target: mode %s", p.Mode)
+	}
+}
+
+func TestPlanFull(t *testing.T) {
+	m := master("1", "2", "3")
+	s := SlaveState{Dataset: "tank/proto"}
+	p := mustPlan(t, m, s, req)
+	if p.Mode != ModeFull || p.Base != "" || p.Target != "zpool/proto@3" || p.Force {
+		t.Errorf("plan %+v", p)
+	}
+	if got := argv(p.SendArgv); got != "zfs send -R zpool/proto@3" {
+		t.Errorf("send %q", got)
+	}
+	if got := argv(p.ReceiveArgv); got != "zfs receive -s -u -o readonly=on -d tank" {
+		t.Errorf("receive %q", got)
+	}
+	if got := argv(p.AfterArgv); got != "zfs set readonly=on tank/proto" {
+		t.Errorf("after %q", got)
+	}
+}
+
+func TestPlanIncrementalFromNewestCommonByGUID(t *testing.T) {
+	m := master("1", "2", "3", "4")
+	p := mustPlan(t, m, slave(m, 2), req)
+	if p.Mode != ModeIncremental || p.Base != "zpool/proto@2" || p.Force || len(p.Destroys) != 0 {
+		t.Fatalf("plan %+v", p)
+	}
+	if got := argv(p.SendArgv); got != "zfs send -R -I @2 zpool/proto@3" {
+		t.Errorf("send %q", got)
+	}
+	if got := argv(p.ReceiveArgv); got != "zfs receive -s -u -d tank" {
+		t.Errorf("receive %q", got)
+	}
+	want := "slave2: incremental zpool/proto@2 -> zpool/proto@3\n" +
+		"  # newest common snapshot (by guid): @2\n" +
+		"  local:  zfs send -R -I @2 zpool/proto@3\n" +
+		"  slave2: zfs receive -s -u -d tank\n" +
+		"  slave2: zfs set readonly=on tank/proto\n"
+	if got := p.String(); got != want {
+		t.Errorf("String():\n%s\nwant:\n%s", got, want)
+	}
+
+	// the slave lost @2 (destroyed there): the base is @1
+	s := slave(m, 2)
+	s.Snapshots = append(s.Snapshots[:2:2], zfs.Snapshot{Dataset: "tank/proto", Name: "old", GUID: 1, CreateTXG: 1})
+	p = mustPlan(t, m, s, req)
+	if p.Base != "zpool/proto@1" {
+		t.Errorf("base %q, want zpool/proto@1", p.Base)
+	}
+}
+
+func TestPlanDivergedByGUID(t *testing.T) {
+	m := master("1", "2", "3")
+	// the slave has a @3 of its own: same name, other guid
+	own := []zfs.Snapshot{{Dataset: "tank/proto", Name: "3", GUID: 9, CreateTXG: 900}, {Dataset: "tank/proto/etc", Name: "3", GUID: 10, CreateTXG: 900}}
+	s := slave(m, 2, own...)
+	mustRefuse(t, m, s, req, "slave2: refusing", "diverged", "@3 (guid 9 on the slave, 1004 on the master)", "--force")
+
+	r := req
+	r.Force = true
+	p := mustPlan(t, m, s, r)
+	if p.Mode != ModeIncremental || !p.Force || argv(p.ReceiveArgv) != "zfs receive -s -u -F -d tank" {
+		t.Errorf("forced plan %+v", p)
+	}
+	if got := strings.Join(p.Destroys, " "); got != "tank/proto@3 tank/proto/etc@3" {
+		t.Errorf("destroys %q", got)
+	}
+}
+
+func TestPlanSlaveHasNewerSnapshots(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 2, zfs.Snapshot{Dataset: "tank/proto", Name: "local", GUID: 77, CreateTXG: 800})
+	mustRefuse(t, m, s, req, "tank/proto has snapshots newer than the base that the master lacks: @local", "--force")
+
+	r := req
+	r.Force = true
+	p := mustPlan(t, m, s, r)
+	if !p.Force || strings.Join(p.Destroys, " ") != "tank/proto@local" {
+		t.Errorf("forced plan %+v", p)
+	}
+}
+
+// Never, even with --force: receive -F would destroy (or, while busy, rename) a snapshot that a
+// slave vhost runs on or would roll back to.
+func TestPlanInUseProtected(t *testing.T) {
+	m := master("1", "2", "3")
+	r := req
+	r.Force = true
+
+	s := slave(m, 2, zfs.Snapshot{Dataset: "tank/proto", Name: "local", GUID: 77, CreateTXG: 800},
+		zfs.Snapshot{Dataset: "tank/proto/etc", Name: "local", GUID: 78, CreateTXG: 800})
+	s.InUse["tank/proto@local"] = []string{"tank/vhost1"}
+	// the child's snapshot is protected through the top's name: the vhost mounts both
+	msg := mustRefuse(t, m, s, r, "tank/proto@local (used by tank/vhost1)", "tank/proto/etc@local (used by tank/vhost1)", "never, even with --force")
+	if strings.Contains(msg, "--force would") {
+		t.Errorf("refusal suggests --force: %q", msg)
+	}
+
+	// a slave-only child file system goes with -F, and so would a vhost's snapshot in it
+	s = slave(m, 2)
+	s.Filesystems = append(s.Filesystems, "tank/proto/usr")
+	s.Snapshots = append(s.Snapshots, zfs.Snapshot{Dataset: "tank/proto/usr", Name: "1", GUID: 55, CreateTXG: 150})
+	s.Written["tank/proto"] = 4096
+	s.InUse["tank/proto/usr@1"] = []string{"tank/vhost2"}
+	mustRefuse(t, m, s, r, "tank/proto/usr (used by tank/vhost2)")
+
+	// in use but kept (older than the base, no -F): fine
+	s = slave(m, 2)
+	s.InUse["tank/proto@1"] = []string{"tank/vhost1"}
+	if p := mustPlan(t, m, s, req); p.Mode != ModeIncremental {
+		t.Errorf("plan %+v", p)
+	}
+}
+
+func TestPlanModifiedReplica(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 2)
+	s.Written["tank/proto/etc"] = 1536
+	mustRefuse(t, m, s, req, "tank/proto/etc was modified since its newest snapshot (written=1536)", "--force")
+	r := req
+	r.Force = true
+	if p := mustPlan(t, m, s, r); !p.Force || len(p.Destroys) != 0 {
+		t.Errorf("forced plan %+v", p)
+	}
+}
+
+func TestPlanNoCommonSnapshot(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 0, snaps("tank/proto", 5000, "1", "2")...)
+	r := req
+	r.Force = true // -F cannot receive a full stream over snapshots: refused all the same
+	mustRefuse(t, m, s, r, "no snapshot in common", "zfs destroy -r tank/proto")
+}
+
+func TestPlanEmptyDatasetOnSlave(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 0)
+	mustRefuse(t, m, s, req, "tank/proto exists on the slave but has no snapshots", "--force")
+	r := req
+	r.Force = true
+	p := mustPlan(t, m, s, r)
+	if p.Mode != ModeFull || argv(p.ReceiveArgv) != "zfs receive -s -u -o readonly=on -F -d tank" {
+		t.Errorf("forced plan %+v", p)
+	}
+}
+
+func TestPlanResume(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 2)
+	s.ResumeTokens = map[string]string{"tank/proto/etc": "1-abc-def"}
+	p := mustPlan(t, m, s, req)
+	if p.Mode != ModeResume || len(p.Resume) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	st := p.Resume[0]
+	if argv(st.SendArgv) != "zfs send -t 1-abc-def" || argv(st.ReceiveArgv) != "zfs receive -s -u tank/proto/etc" || st.Rollback != nil {
+		t.Errorf("resume step %+v", st)
+	}
+	if p.Then == nil || p.Then.Mode != ModeIncremental || p.Then.Base != "zpool/proto@2" {
+		t.Errorf("then %+v", p.Then)
+	}
+
+	// a modified replica cannot resume; --force rolls it back first, keeping the partial state
+	s.Written["tank/proto/etc"] = 512
+	mustRefuse(t, m, s, req, "tank/proto/etc was modified since tank/proto/etc@2", "--force rolls it back")
+	r := req
+	r.Force = true
+	p = mustPlan(t, m, s, r)
+	if got := argv(p.Resume[0].Rollback); got != "zfs rollback tank/proto/etc@2" {
+		t.Errorf("rollback %q", got)
+	}
+}
+
+// After a resumed child (etc got @3 through zfs send -t) the top still lacks @3: the same -R -I
+// stream is sent again with -F, which skips what is there and, as computed, destroys nothing.
+func TestPlanCompletesInterruptedStream(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 2)
+	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[5:6])...) // etc@3
+	p := mustPlan(t, m, s, req)
+	if p.Mode != ModeIncremental || p.Base != "zpool/proto@2" || !p.Force || len(p.Destroys) != 0 {
+		t.Errorf("plan %+v", p)
+	}
+	// ... unless -F would destroy something: then only with --force
+	s.Snapshots = append(s.Snapshots, zfs.Snapshot{Dataset: "tank/proto/etc", Name: "old", GUID: 3, CreateTXG: 2})
+	mustRefuse(t, m, s, req, "would destroy tank/proto/etc@old")
+}
+
+func TestPlanUnknownTarget(t *testing.T) {
+	m := master("1", "2")
+	mustRefuse(t, m, slave(m, 1), req, "the master has no snapshot zpool/proto@3")
+}
+
+func TestSlaveDataset(t *testing.T) {
+	for _, c := range [][3]string{{"zpool/proto", "tank", "tank/proto"}, {"zpool/jails/proto", "zpool", "zpool/jails/proto"}} {
+		if got := SlaveDataset(c[0], c[1]); got != c[2] {
+			t.Errorf("SlaveDataset(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}

@@ -1,0 +1,439 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/command"
+)
+
+// Slave is one destination, connected.
+type Slave struct {
+	Name    string
+	Runner  command.Runner // runs commands on the slave
+	Pool    string
+	Bwlimit int64 // bytes per second; 0: none
+}
+
+// Replicator sends the prototype from this host.
+type Replicator struct {
+	Local    command.Runner // this host
+	Dataset  string         // the prototype: zpool/proto
+	Log      *slog.Logger   // nil: slog.Default()
+	Progress *Progress      // nil: no progress output
+}
+
+// Options are what was asked on the command line.
+type Options struct {
+	Target string // "3", "proto@3", "zpool/proto@3"; "": the newest complete snapshot
+	Force  bool
+}
+
+// Result is one slave's outcome, for the summary and --json.
+type Result struct {
+	Slave   string  `json:"slave"`
+	Mode    Mode    `json:"mode,omitempty"`
+	Base    string  `json:"base,omitempty"`
+	Target  string  `json:"target,omitempty"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+	Plan    *Plan   `json:"-"`
+}
+
+func (r *Replicator) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+// Target resolves what was asked into a snapshot name that every prototype dataset has.
+func (r *Replicator) Target(ctx context.Context, ref string) (string, error) {
+	p := &proto.Proto{Dataset: r.Dataset, R: r.Local}
+	if ref != "" {
+		v, err := p.Resolve(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		return v.Name, nil
+	}
+	vs, err := p.Versions(ctx)
+	if err != nil {
+		return "", err
+	}
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i].Complete() {
+			return vs[i].Name, nil
+		}
+	}
+	return "", fmt.Errorf("%s has no snapshot to replicate (rollout snapshot makes one)", r.Dataset)
+}
+
+// Plan plans every slave: the master is listed once, the slaves are queried in parallel. Plans
+// come back in the order of slaves; a slave that could not be planned has a nil plan and its
+// error is in the returned *multierror.Error.
+func (r *Replicator) Plan(ctx context.Context, slaves []Slave, opt Options) ([]*Plan, error) {
+	plans, errs, err := r.planAll(ctx, slaves, opt)
+	if err != nil {
+		return nil, err
+	}
+	var merr *multierror.Error
+	for _, e := range errs {
+		if e != nil {
+			merr = multierror.Append(merr, e)
+		}
+	}
+	return plans, errorOrNil(merr)
+}
+
+// errorOrNil returns merr as one line ("a; b"), or nil when it holds no error.
+func errorOrNil(merr *multierror.Error) error {
+	if merr == nil {
+		return nil
+	}
+	merr.ErrorFormat = func(es []error) string {
+		s := make([]string, len(es))
+		for i, e := range es {
+			s[i] = e.Error()
+		}
+		return strings.Join(s, "; ")
+	}
+	return merr.ErrorOrNil()
+}
+
+func (r *Replicator) planAll(ctx context.Context, slaves []Slave, opt Options) ([]*Plan, []error, error) {
+	target, err := r.Target(ctx, opt.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := QueryMaster(ctx, r.Local, r.Dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	plans := make([]*Plan, len(slaves))
+	errs := make([]error, len(slaves))
+	var wg sync.WaitGroup
+	for i, s := range slaves {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			plans[i], errs[i] = r.planSlave(ctx, m, s, target, opt.Force)
+			if errs[i] == nil {
+				r.estimate(ctx, plans[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return plans, errs, nil
+}
+
+func (r *Replicator) planSlave(ctx context.Context, m MasterState, s Slave, target string, force bool) (*Plan, error) {
+	ds := SlaveDataset(r.Dataset, s.Pool)
+	st, err := QuerySlave(ctx, s.Runner, ds, s.Pool)
+	if err != nil {
+		return nil, err
+	}
+	return MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force})
+}
+
+// estimate fills in the stream sizes from zfs send -nvP; an estimate that fails only costs the ETA.
+func (r *Replicator) estimate(ctx context.Context, p *Plan) {
+	size := func(send []string) int64 {
+		out, err := command.Output(ctx, r.Local, EstimateArgv(send)...)
+		if err == nil {
+			if n, err := ParseSendSize(out); err == nil {
+				return n
+			}
+		}
+		r.log().Debug("no size estimate", "slave", p.Slave, "cmd", command.Quote(send), "err", err)
+		return -1
+	}
+	if p.SendArgv != nil {
+		p.EstimatedBytes = size(p.SendArgv)
+	}
+	if p.Then != nil {
+		r.estimate(ctx, p.Then)
+	}
+}
+
+// Run replicates to every slave, in parallel: interrupted receives are resumed first and those
+// slaves planned again; then slaves whose plans send the same stream share one zfs send. One
+// slave's failure does not stop the others; the error lists every failed slave.
+func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Result, error) {
+	plans, perrs, err := r.planAll(ctx, slaves, opt)
+	if err != nil {
+		return nil, err
+	}
+	var merr *multierror.Error
+	results := make([]Result, len(slaves))
+	bySlave := map[string]*Slave{}
+	for i := range slaves {
+		bySlave[slaves[i].Name] = &slaves[i]
+		results[i] = Result{Slave: slaves[i].Name, Plan: plans[i]}
+	}
+	fail := func(i int, err error) {
+		results[i].Error = err.Error()
+		merr = multierror.Append(merr, err)
+	}
+	for i, e := range perrs {
+		if e != nil {
+			fail(i, e)
+		}
+	}
+
+	// resume interrupted receives, then plan those slaves again
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, p := range plans {
+		if p == nil || p.Mode != ModeResume {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			np, n, err := r.resume(ctx, *bySlave[p.Slave], p, opt)
+			mu.Lock()
+			defer mu.Unlock()
+			results[i].Bytes += n
+			if err != nil {
+				plans[i] = nil
+				fail(i, err)
+				return
+			}
+			plans[i] = np
+			results[i].Plan = np
+		}()
+	}
+	wg.Wait()
+
+	// group the sends: same command and same limit share one zfs send
+	groups := map[string][]int{}
+	var keys []string
+	for i, p := range plans {
+		if p == nil {
+			continue
+		}
+		results[i].Mode, results[i].Base, results[i].Target = p.Mode, p.Base, p.Target
+		if p.Mode == ModeNone {
+			continue
+		}
+		k := fmt.Sprintf("%s\x00%d", strings.Join(p.SendArgv, "\x00"), bySlave[p.Slave].Bwlimit)
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		idx := groups[k]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var targets []target
+			for _, i := range idx {
+				targets = append(targets, target{slave: *bySlave[plans[i].Slave], argv: plans[i].ReceiveArgv, after: plans[i].AfterArgv})
+			}
+			p := plans[idx[0]]
+			label := fmt.Sprintf("%s %s", p.Mode, p.Target)
+			if p.Base != "" {
+				label = fmt.Sprintf("%s %s -> %s", p.Mode, p.Base, p.Target)
+			}
+			start := time.Now()
+			outs := r.stream(ctx, p.SendArgv, p.EstimatedBytes, label, targets)
+			mu.Lock()
+			defer mu.Unlock()
+			for j, i := range idx {
+				results[i].Bytes += outs[j].bytes
+				results[i].Seconds = time.Since(start).Seconds()
+				if outs[j].err != nil {
+					fail(i, outs[j].err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return results, errorOrNil(merr)
+}
+
+// resume finishes each interrupted receive of p, then plans the slave again. A resume whose
+// stream can no longer be made (its snapshot is gone on the master) is discarded with
+// zfs receive -A, and the new plan starts from a guid-verified base instead.
+func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) (*Plan, int64, error) {
+	var total int64
+	for _, st := range p.Resume {
+		if st.Rollback != nil {
+			if err := s.Runner.Run(ctx, command.Cmd{Argv: st.Rollback}); err != nil {
+				return nil, total, fmt.Errorf("%s: %s: %w", s.Name, st.Dataset, err)
+			}
+		}
+		size := int64(-1)
+		if out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...); err == nil {
+			size, _ = ParseSendSize(out)
+		}
+		outs := r.stream(ctx, st.SendArgv, size, "resume "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
+		total += outs[0].bytes
+		if err := outs[0].err; err != nil {
+			if !staleResume(err) {
+				return nil, total, err
+			}
+			r.log().Warn("resume impossible, discarding the partial receive", "slave", s.Name, "dataset", st.Dataset, "err", err)
+			if err := s.Runner.Run(ctx, command.Cmd{Argv: []string{"zfs", "receive", "-A", st.Dataset}}); err != nil {
+				return nil, total, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
+			}
+		}
+	}
+	m, err := QueryMaster(ctx, r.Local, r.Dataset)
+	if err != nil {
+		return nil, total, err
+	}
+	target := strings.TrimPrefix(p.Target, r.Dataset+"@")
+	np, err := r.planSlave(ctx, m, s, target, opt.Force)
+	if err != nil {
+		return nil, total, err
+	}
+	if np.Mode == ModeResume {
+		return nil, total, fmt.Errorf("%s: %s still has an interrupted receive after resuming it", s.Name, np.Resume[0].Dataset)
+	}
+	r.estimate(ctx, np)
+	return np, total, nil
+}
+
+// staleResume reports whether a resume failed because its stream cannot be produced any more:
+// the snapshot (or the base of the increment) named in the token was destroyed on the master.
+func staleResume(err error) bool {
+	var ce *command.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	msg := ce.Stderr
+	return strings.Contains(msg, "no longer exists") || strings.Contains(msg, "does not exist") ||
+		strings.Contains(msg, "resume token is corrupt") || strings.Contains(msg, "kernel modules must be upgraded")
+}
+
+// target is one receiver of a stream.
+type target struct {
+	slave Slave
+	argv  []string // zfs receive ...
+	after []string // run on the slave after a successful receive, or nil
+}
+
+type outcome struct {
+	bytes int64
+	err   error
+}
+
+// stream runs send here once and feeds its output to every target's receive.
+func (r *Replicator) stream(ctx context.Context, send []string, size int64, label string, targets []target) []outcome {
+	outs := make([]outcome, len(targets))
+	sendCtx, cancelSend := context.WithCancel(ctx)
+	defer cancelSend()
+
+	prog := r.Progress
+	if prog == nil {
+		prog = &Progress{out: io.Discard} // counts, shows nothing
+	}
+	var tee Tee
+	pipes := make([]*io.PipeWriter, len(targets))
+	lines := make([]*Line, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		pr, pw := io.Pipe()
+		pipes[i] = pw
+		tee.Add(t.slave.Name, pw)
+		lines[i] = prog.Start(t.slave.Name, label, size)
+		in := countingReader{r: LimitReader(ctx, pr, t.slave.Bwlimit), line: lines[i]}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := t.slave.Runner.Run(ctx, command.Cmd{Argv: t.argv, Stdin: in})
+			// unblock the tee: this receiver takes no more
+			if err != nil {
+				pr.CloseWithError(err)
+			} else {
+				pr.CloseWithError(errEarlyExit)
+			}
+			if err != nil {
+				err = explainReceive(t.slave.Name, err)
+			}
+			outs[i].err = err
+		}()
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		for i, p := range pipes {
+			p.CloseWithError(err)
+			outs[i].err = err
+		}
+		wg.Wait()
+		return outs
+	}
+	sendDone := make(chan error, 1)
+	go func() {
+		err := r.Local.Run(sendCtx, command.Cmd{Argv: send, Stdout: pw})
+		pw.Close()
+		sendDone <- err
+	}()
+	_, copyErr := copyChunks(&tee, pr)
+	if copyErr != nil {
+		cancelSend() // nobody is listening any more
+	}
+	pr.Close()
+	sendErr := <-sendDone
+	for _, p := range pipes {
+		if sendErr != nil {
+			p.CloseWithError(fmt.Errorf("zfs send failed: %w", sendErr))
+		} else {
+			p.Close()
+		}
+	}
+	wg.Wait()
+
+	for i, t := range targets {
+		err := outs[i].err
+		if te := tee.Err(t.slave.Name); err == nil && te != nil && !errors.Is(te, errEarlyExit) {
+			err = fmt.Errorf("%s: %w", t.slave.Name, te)
+		}
+		if err == nil && sendErr != nil {
+			err = fmt.Errorf("%s: %w", t.slave.Name, sendErr)
+		}
+		if err == nil && t.after != nil {
+			if aerr := t.slave.Runner.Run(ctx, command.Cmd{Argv: t.after}); aerr != nil {
+				err = fmt.Errorf("%s: received, but: %w", t.slave.Name, aerr)
+			}
+		}
+		outs[i].bytes = lines[i].Bytes()
+		outs[i].err = err
+		lines[i].Done(err)
+	}
+	return outs
+}
+
+// explainReceive adds what to do to the receive errors an admin will meet.
+func explainReceive(slave string, err error) error {
+	var ce *command.Error
+	msg := ""
+	if errors.As(err, &ce) {
+		msg = ce.Stderr
+	}
+	hint := ""
+	switch {
+	case strings.Contains(msg, "has been modified"):
+		hint = " (the slave's prototype was written to; keep it readonly=on, or rollout replicate --force to roll it back)"
+	case strings.Contains(msg, "destination") && strings.Contains(msg, "exists"):
+		hint = " (the slave already has part of this stream; see rollout replicate --dry-run)"
+	}
+	return fmt.Errorf("%s: %w%s", slave, err, hint)
+}

@@ -1,0 +1,171 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rollout-dev/rollout/proto/command"
+)
+
+// fakeHost answers zfs commands from a script, as a test double for a host's zfs: listing
+// commands print canned output, zfs send writes a deterministic stream, zfs receive reads its
+// stdin (and can be told to fail part-way). It records every command it ran.
+type fakeHost struct {
+	name      string
+	outputs   map[string]string // command line -> stdout
+	failAfter int64             // receive fails after this many bytes; <0 never
+	stream    []byte            // what zfs send writes
+
+	mu       sync.Mutex
+	ran      []string
+	received [][32]byte
+}
+
+func (h *fakeHost) Host() string { return h.name }
+
+func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
+	line := command.Quote(c.Argv)
+	h.mu.Lock()
+	h.ran = append(h.ran, line)
+	h.mu.Unlock()
+	fail := func(msg string) error {
+		return &command.Error{Host: h.name, Argv: c.Argv, ExitCode: 1, Stderr: msg, Err: fmt.Errorf("exit status 1")}
+	}
+	switch {
+	case strings.HasPrefix(line, "zfs send -R"):
+		_, err := c.Stdout.Write(h.stream)
+		return err
+	case strings.HasPrefix(line, "zfs receive"):
+		if h.failAfter >= 0 {
+			io.CopyN(io.Discard, c.Stdin, h.failAfter)
+			return fail("cannot receive incremental stream: checksum mismatch")
+		}
+		s := sha256.New()
+		io.Copy(s, c.Stdin)
+		var sum [32]byte
+		copy(sum[:], s.Sum(nil))
+		h.mu.Lock()
+		h.received = append(h.received, sum)
+		h.mu.Unlock()
+		return nil
+	}
+	out, ok := h.outputs[line]
+	if !ok {
+		return fail("fake: unexpected command " + line)
+	}
+	if strings.HasPrefix(out, "ERR:") {
+		return fail(strings.TrimPrefix(out, "ERR:"))
+	}
+	if c.Stdout != nil {
+		io.WriteString(c.Stdout, out)
+	}
+	return nil
+}
+
+func (h *fakeHost) commands() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.ran...)
+}
+
+const listSnaps = "zfs list -H -p -t snapshot -o name,guid,createtxg,creation,used,userrefs -s createtxg -r "
+
+func snapLines(root string, guidBase uint64, names ...string) string {
+	var b strings.Builder
+	for _, s := range snaps(root, guidBase, names...) {
+		fmt.Fprintf(&b, "%s\t%d\t%d\t1700000000\t0\t0\n", s.FullName(), s.GUID, s.CreateTXG)
+	}
+	return b.String()
+}
+
+func slaveHost(name string, have ...string) *fakeHost {
+	h := &fakeHost{name: name, failAfter: -1, outputs: map[string]string{
+		command.Quote(inUseArgv("tank")): "tank/vhost1\trollout:snapshot\ttank/proto@1\n",
+		"zfs set readonly=on tank/proto": "",
+	}}
+	if len(have) == 0 {
+		h.outputs[listSnaps+"tank/proto"] = "ERR:cannot open 'tank/proto': dataset does not exist"
+		h.outputs[command.Quote(stateArgv("tank/proto"))] = "ERR:cannot open 'tank/proto': dataset does not exist"
+	} else {
+		h.outputs[listSnaps+"tank/proto"] = snapLines("tank/proto", 1000, have...)
+		h.outputs[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+			"tank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"
+	}
+	return h
+}
+
+// Four slaves: two need the same increment (one zfs send feeds both), one is up to date, and one
+// fails part-way through the shared stream; the others still get every byte, and the error
+// names the failed slave.
+func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
+	stream := randomBytes(5<<20 + 99)
+	want := sha256.Sum256(stream)
+	local := &fakeHost{name: "local", failAfter: -1, stream: stream, outputs: map[string]string{
+		"zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
+		listSnaps + "zpool/proto":                          snapLines("zpool/proto", 1000, "1", "2", "3"),
+		"zfs send -n -v -P -R -I @2 zpool/proto@3":         "incremental\t2\tzpool/proto@3\t5243000\nsize\t5243000\n",
+		"zfs send -n -v -P -R zpool/proto@3":               "full\tzpool/proto@3\t9000000\nsize\t9000000\n",
+	}}
+	s1, s2, s3, bad, fresh := slaveHost("s1", "1", "2"), slaveHost("s2", "1", "2"), slaveHost("s3", "1", "2", "3"), slaveHost("bad", "1", "2"), slaveHost("fresh")
+	bad.failAfter = 2 << 20
+	var slaves []Slave
+	for _, h := range []*fakeHost{s1, s2, s3, bad, fresh} {
+		slaves = append(slaves, Slave{Name: h.name, Runner: h, Pool: "tank"})
+	}
+	rep := &Replicator{Local: local, Dataset: "zpool/proto"}
+	results, err := rep.Run(context.Background(), slaves, Options{})
+	if err == nil || !strings.Contains(err.Error(), "bad: ") || strings.Contains(err.Error(), "s1") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %v, want one line naming only slave bad", err)
+	}
+
+	sends := 0
+	for _, c := range local.commands() {
+		if strings.HasPrefix(c, "zfs send -R") {
+			sends++
+		}
+	}
+	if sends != 2 { // one shared incremental, one full
+		t.Errorf("%d zfs send processes, want 2: %q", sends, local.commands())
+	}
+	for _, h := range []*fakeHost{s1, s2, fresh} {
+		if len(h.received) != 1 || h.received[0] != want {
+			t.Errorf("%s did not receive the whole stream", h.name)
+		}
+	}
+	if !contains(fresh.commands(), "zfs receive -s -u -o readonly=on -d tank") || !contains(s1.commands(), "zfs receive -s -u -d tank") {
+		t.Errorf("receive commands: fresh %q, s1 %q", fresh.commands(), s1.commands())
+	}
+	if !contains(s1.commands(), "zfs set readonly=on tank/proto") || contains(bad.commands(), "zfs set readonly=on tank/proto") {
+		t.Errorf("readonly=on should follow successful receives only")
+	}
+	if len(s3.received) != 0 {
+		t.Errorf("up-to-date slave received a stream")
+	}
+	byName := map[string]Result{}
+	for _, r := range results {
+		byName[r.Slave] = r
+	}
+	if r := byName["s1"]; r.Mode != ModeIncremental || r.Base != "zpool/proto@2" || r.Target != "zpool/proto@3" || r.Bytes != int64(len(stream)) || r.Error != "" {
+		t.Errorf("s1 result %+v", r)
+	}
+	if r := byName["s3"]; r.Mode != ModeNone || r.Error != "" {
+		t.Errorf("s3 result %+v", r)
+	}
+	if r := byName["bad"]; !strings.Contains(r.Error, "checksum mismatch") {
+		t.Errorf("bad result %+v", r)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,334 @@
+// Package sshx is rollout's SSH transport to slaves, on golang.org/x/crypto/ssh. Host keys are
+// always checked against a known_hosts file: an unknown or changed key is refused with a message
+// that says what to do, never a prompt. Commands run through Runner, a command.Runner.
+package sshx
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultConnectTimeout    = 15 * time.Second
+	DefaultKeepaliveInterval = 15 * time.Second
+	DefaultKeepaliveMax      = 3
+)
+
+// Ciphers is the cipher preference: AES-GCM first, because with AES-NI it is the fastest AEAD in
+// x/crypto/ssh (measured: replicate/bench/ssh-throughput.sh).
+var ciphers = []string{
+	ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+	ssh.CipherAES128CTR, ssh.CipherAES256CTR,
+}
+
+// Config says how to reach one slave.
+type Config struct {
+	Name       string // the slave's name in rollout.toml, for errors and logs
+	Address    string // host name or IP
+	Port       int    // 0: 22
+	User       string
+	Identity   string // private key file; "" for none
+	Agent      bool   // also offer the keys of the ssh-agent at $SSH_AUTH_SOCK
+	KnownHosts string // known_hosts file the host key must be in
+
+	ConnectTimeout    time.Duration // TCP connect plus SSH handshake; 0: DefaultConnectTimeout
+	KeepaliveInterval time.Duration // 0: DefaultKeepaliveInterval
+	KeepaliveMax      int           // missed keepalives before the link is declared dead; 0: DefaultKeepaliveMax
+
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+func (c *Config) hostPort() string {
+	port := c.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(c.Address, strconv.Itoa(port))
+}
+
+func (c *Config) port() int {
+	if c.Port == 0 {
+		return 22
+	}
+	return c.Port
+}
+
+// Client is one SSH connection to a slave. Sessions over it are cheap; Runner opens one per command.
+type Client struct {
+	cfg  Config
+	conn *ssh.Client
+	log  *slog.Logger
+
+	done      chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	deadErr   error // set when keepalives stopped being answered
+}
+
+// Dial connects and authenticates, verifying the host key against cfg.KnownHosts.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if cfg.KeepaliveMax == 0 {
+		cfg.KeepaliveMax = DefaultKeepaliveMax
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	fail := func(err error) error { return fmt.Errorf("%s: %w", cfg.Name, err) }
+
+	if cfg.KnownHosts == "" {
+		return nil, fail(errors.New("no known_hosts file configured; host keys are always verified"))
+	}
+	hostKeys, err := knownhosts.New(cfg.KnownHosts)
+	if err != nil {
+		return nil, fail(fmt.Errorf("known_hosts: %w", err))
+	}
+	auth, closeAgent, err := authMethods(cfg)
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer closeAgent()
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: cfg.KeepaliveInterval}
+	addr := cfg.hostPort()
+	tcp, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fail(fmt.Errorf("connect %s: %w", addr, err))
+	}
+	// the handshake has no context; a deadline on the socket bounds it, and ctx can cut it short
+	deadline, _ := ctx.Deadline()
+	_ = tcp.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { tcp.Close() })
+	defer stop()
+
+	var keyErr error
+	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		if err := hostKeys(hostname, remote, key); err != nil {
+			keyErr = hostKeyError(cfg, hostname, key, err)
+			return keyErr
+		}
+		return nil
+	}
+	sc := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   check,
+		HostKeyAlgorithms: knownAlgorithms(hostKeys, addr, tcp.RemoteAddr()),
+		Timeout:           cfg.ConnectTimeout,
+	}
+	sc.Ciphers = ciphers
+	c, chans, reqs, err := ssh.NewClientConn(tcp, addr, sc)
+	if err != nil {
+		tcp.Close()
+		if keyErr != nil {
+			return nil, fail(keyErr)
+		}
+		if ctx.Err() != nil {
+			return nil, fail(fmt.Errorf("ssh %s: %w (%w)", addr, ctx.Err(), err))
+		}
+		return nil, fail(fmt.Errorf("ssh %s@%s: %w", cfg.User, addr, err))
+	}
+	_ = tcp.SetDeadline(time.Time{})
+	cl := &Client{cfg: cfg, conn: ssh.NewClient(c, chans, reqs), log: log, done: make(chan struct{})}
+	go cl.keepalive()
+	log.Debug("ssh connected", "slave", cfg.Name, "addr", addr, "server", string(c.ServerVersion()))
+	return cl, nil
+}
+
+// Name is the slave's name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Close closes the connection and every session on it.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	return c.conn.Close()
+}
+
+// dead returns why the connection was given up, or nil.
+func (c *Client) dead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadErr
+}
+
+// keepalive sends keepalive@openssh.com requests; any reply (OpenSSH answers "failure") proves the
+// peer is alive. After KeepaliveMax unanswered intervals the connection is closed, so that a
+// receive on a dead link fails instead of hanging for the TCP timeout (hours).
+func (c *Client) keepalive() {
+	t := time.NewTicker(c.cfg.KeepaliveInterval)
+	defer t.Stop()
+	missed := 0
+	reply := make(chan error, 1)
+	pending := false
+	for {
+		select {
+		case <-c.done:
+			return
+		case err := <-reply:
+			pending = false
+			if err != nil { // the connection is gone; sessions report it themselves
+				return
+			}
+			missed = 0
+		case <-t.C:
+			if pending {
+				missed++
+				if missed >= c.cfg.KeepaliveMax {
+					c.mu.Lock()
+					c.deadErr = fmt.Errorf("connection to %s lost: no reply to %d keepalives in %s",
+						c.cfg.hostPort(), missed, time.Duration(missed)*c.cfg.KeepaliveInterval)
+					c.mu.Unlock()
+					c.log.Warn("ssh keepalive timeout", "slave", c.cfg.Name)
+					c.conn.Close()
+					return
+				}
+				continue
+			}
+			pending = true
+			go func() {
+				_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+				reply <- err
+			}()
+		}
+	}
+}
+
+// authMethods offers the identity file's key first, then the agent's.
+func authMethods(cfg Config) ([]ssh.AuthMethod, func(), error) {
+	var signers []ssh.Signer
+	if cfg.Identity != "" {
+		pem, err := os.ReadFile(cfg.Identity)
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity: %w", err)
+		}
+		s, err := ssh.ParsePrivateKey(pem)
+		var pp *ssh.PassphraseMissingError
+		if errors.As(err, &pp) {
+			return nil, nil, fmt.Errorf("identity %s is passphrase-protected: load it into ssh-agent and set agent = true", cfg.Identity)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity %s: %w", cfg.Identity, err)
+		}
+		signers = append(signers, s)
+	}
+	closeAgent := func() {}
+	var ag agent.ExtendedAgent
+	if cfg.Agent {
+		sock := os.Getenv("SSH_AUTH_SOCK")
+		if sock == "" {
+			if cfg.Identity == "" {
+				return nil, nil, errors.New("agent = true but SSH_AUTH_SOCK is not set")
+			}
+		} else {
+			conn, err := net.Dial("unix", sock)
+			if err != nil {
+				return nil, nil, fmt.Errorf("ssh-agent at %s: %w", sock, err)
+			}
+			// the agent is needed only during authentication
+			closeAgent = func() { conn.Close() }
+			ag = agent.NewClient(conn)
+		}
+	}
+	if len(signers) == 0 && ag == nil {
+		return nil, nil, errors.New("no identity file and no ssh-agent to authenticate with")
+	}
+	cb := func() ([]ssh.Signer, error) {
+		out := slices.Clone(signers)
+		if ag != nil {
+			as, err := ag.Signers()
+			if err != nil {
+				return nil, fmt.Errorf("ssh-agent: %w", err)
+			}
+			out = append(out, as...)
+		}
+		return out, nil
+	}
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, closeAgent, nil
+}
+
+// knownAlgorithms returns the host key algorithms for the key types known_hosts has for addr, so
+// that the server is asked for a key we can check (otherwise a server that prefers, say, ecdsa
+// while known_hosts has only its ed25519 key looks like a changed key). Nil when none is known:
+// then any offered key is checked, and refused as unknown.
+func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr) []string {
+	// asking about a key nobody has makes knownhosts list the keys it does have
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil
+	}
+	probe, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(hostKeys(addr, remote, probe.PublicKey()), &ke) {
+		return nil
+	}
+	var algos []string
+	add := func(a ...string) {
+		for _, x := range a {
+			if !slices.Contains(algos, x) {
+				algos = append(algos, x)
+			}
+		}
+	}
+	for _, k := range ke.Want {
+		switch t := k.Key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			add(t)
+		}
+	}
+	return algos
+}
+
+// hostKeyError turns a knownhosts verdict into one line an admin can act on.
+func hostKeyError(cfg Config, hostname string, key ssh.PublicKey, err error) error {
+	seen := key.Type() + " " + ssh.FingerprintSHA256(key)
+	var ke *knownhosts.KeyError
+	var re *knownhosts.RevokedError
+	switch {
+	case errors.As(err, &re):
+		return fmt.Errorf("host key of %s (%s) is marked revoked in %s:%d; refusing to connect",
+			hostname, seen, re.Revoked.Filename, re.Revoked.Line)
+	case errors.As(err, &ke) && len(ke.Want) == 0:
+		return fmt.Errorf("host key of %s is not in %s (server offered %s); verify that fingerprint, then add it with: ssh-keyscan -p %d %s >> %s",
+			hostname, cfg.KnownHosts, seen, cfg.port(), cfg.Address, cfg.KnownHosts)
+	case errors.As(err, &ke):
+		w := ke.Want[0]
+		for _, k := range ke.Want {
+			if k.Key.Type() == key.Type() {
+				w = k
+				break
+			}
+		}
+		return fmt.Errorf("HOST KEY CHANGED for %s: server offered %s but %s:%d has %s %s; if the slave was reinstalled, verify the new key and replace that line, otherwise suspect an attack",
+			hostname, seen, w.Filename, w.Line, w.Key.Type(), ssh.FingerprintSHA256(w.Key))
+	default:
+		return fmt.Errorf("host key of %s: %w", hostname, err)
+	}
+}
