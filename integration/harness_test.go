@@ -9,14 +9,22 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// guests booted for the whole run: one master, and slaves for replication tests.
-var guestNames = []string{"master"}
+// guestNames are the guests booted for the whole run: a master, and slaves for replication.
+// ROLLOUT_LAB_GUESTS="master" boots fewer while working on one test; tests that need a guest
+// that is not up are skipped then (never in `make test`, which boots all).
+func guestNames() []string {
+	if g := strings.Fields(os.Getenv("ROLLOUT_LAB_GUESTS")); len(g) > 0 {
+		return g
+	}
+	return []string{"master", "slave1", "slave2"}
+}
 
 // lab is the run's lab: the script and its environment (run folder, port range), kept apart
 // from any guests a developer has up by hand.
@@ -42,7 +50,7 @@ func TestMain(m *testing.M) {
 	}
 	theLab = &lab{
 		script: filepath.Join(filepath.Dir(file), "lab"),
-		env:    []string{"ROLLOUT_LAB_RUN=" + run, "ROLLOUT_LAB_PORT_BASE=10122"},
+		env:    []string{"ROLLOUT_LAB_RUN=" + run, "ROLLOUT_LAB_PORT_BASE=" + envOr("ROLLOUT_LAB_TEST_PORT_BASE", "10122")},
 	}
 	os.Exit(runWithGuests(m))
 }
@@ -66,13 +74,13 @@ func runWithGuests(m *testing.M) int {
 	}()
 	defer down()
 	start := time.Now()
-	up := theLab.cmd(context.Background(), append([]string{"up"}, guestNames...)...)
+	up := theLab.cmd(context.Background(), append([]string{"up"}, guestNames()...)...)
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
 	if err := up.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: lab up failed: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "integration: %d guest(s) up in %s\n", len(guestNames), time.Since(start).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "integration: %d guest(s) up in %s\n", len(guestNames()), time.Since(start).Round(time.Second))
 	return m.Run()
 }
 
@@ -82,7 +90,30 @@ type guest struct {
 	t    *testing.T
 }
 
-func newGuest(t *testing.T, name string) *guest { return &guest{name: name, t: t} }
+func newGuest(t *testing.T, name string) *guest {
+	t.Helper()
+	if !slices.Contains(guestNames(), name) {
+		t.Skipf("guest %s is not up (ROLLOUT_LAB_GUESTS=%q)", name, os.Getenv("ROLLOUT_LAB_GUESTS"))
+	}
+	return &guest{name: name, t: t}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// port is the host port of a guest's sshd; other guests reach it as 10.0.2.2:port.
+func (g *guest) port() string {
+	g.t.Helper()
+	out, err := theLab.cmd(context.Background(), "port", g.name).Output()
+	if err != nil {
+		g.t.Fatalf("lab port %s: %v", g.name, err)
+	}
+	return strings.TrimSpace(string(out))
+}
 
 type result struct {
 	stdout, stderr string
