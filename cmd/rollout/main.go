@@ -98,6 +98,7 @@ func commands() []*cli.Command {
 		snapshotsCommand(),
 		replicateCommand(),
 	}
+	cmds = append(cmds, jailCommands()...)
 	for _, c := range cmds {
 		setUsageError(c)
 	}

@@ -26,6 +26,7 @@ type Config struct {
 	Pool     string            `toml:"pool"`
 	JailRoot string            `toml:"jail_root"`
 	StateDir string            `toml:"state_dir"`
+	FstabDir string            `toml:"fstab_dir"` // per-vhost fstabs: <fstab_dir>/fstab.<vhost>
 	Proto    Proto             `toml:"proto"`
 	Etc      Etc               `toml:"etc"`
 	Vhosts   map[string]*Vhost `toml:"vhost"`
@@ -202,6 +203,9 @@ func (c *Config) defaults() *Config {
 	if c.StateDir == "" {
 		c.StateDir = "/var/run/rollout"
 	}
+	if c.FstabDir == "" {
+		c.FstabDir = "/etc"
+	}
 	if c.Proto.Dataset == "" && c.Pool != "" {
 		c.Proto.Dataset = c.Pool + "/proto"
 	}
@@ -295,7 +299,7 @@ func (c *Config) check() error {
 	if err := zfs.ValidatePool(c.Pool); err != nil {
 		return bad("pool", "%v", err)
 	}
-	for _, p := range []struct{ key, val string }{{"jail_root", c.JailRoot}, {"state_dir", c.StateDir}, {"proto.mountpoint", c.Proto.Mountpoint}} {
+	for _, p := range []struct{ key, val string }{{"jail_root", c.JailRoot}, {"state_dir", c.StateDir}, {"fstab_dir", c.FstabDir}, {"proto.mountpoint", c.Proto.Mountpoint}} {
 		if err := checkPath(p.key, p.val); err != nil {
 			return err
 		}
@@ -439,6 +443,9 @@ func validSize(s string) bool {
 	}
 	return true
 }
+
+// FstabPath is where a vhost's fstab lives (the paper's /etc/fstab.vhost1).
+func (c *Config) FstabPath(v *Vhost) string { return path.Join(c.FstabDir, "fstab."+v.Name) }
 
 // Vhost returns the named vhost, or an error that names it.
 func (c *Config) Vhost(name string) (*Vhost, error) {

@@ -555,3 +555,9 @@ func (f *freeBSD) FreeEtc(ctx context.Context, id string) error {
 	}
 	return fmt.Errorf("free /etc disk: no md unit %s", id)
 }
+
+// SnapshotDir is the snapshot's .zfs directory: ZFS mounts it on first access, and nullfs
+// mounts of it elsewhere do not get in the way on FreeBSD.
+func (f *freeBSD) SnapshotDir(_ context.Context, _, mountpoint, snap string) (string, func(), error) {
+	return path.Join(mountpoint, ".zfs", "snapshot", snap), func() {}, nil
+}

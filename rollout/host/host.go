@@ -70,6 +70,9 @@ type Host interface {
 	FreeEtc(ctx context.Context, id string) error
 	// Mounted reports whether path is a mount point and of which file system type.
 	Mounted(ctx context.Context, path string) (fstype string, ok bool, err error)
+	// SnapshotDir returns a directory with the contents of dataset@snap (dataset mounted at
+	// mountpoint), for reading; release gives it back.
+	SnapshotDir(ctx context.Context, dataset, mountpoint, snap string) (dir string, release func(), err error)
 }
 
 // EtcLabel is the label of a jail's /etc memory disk (md(4) label on FreeBSD, tmpfs source

@@ -23,7 +23,8 @@ import (
 // `sleep infinity` from the host, kept by unshare) only holds the namespaces, the way
 // jail(8)'s persist holds a jail; exec.start, exec.stop and Exec run in the namespaces,
 // chrooted into the jail's path. Differences from FreeBSD:
-//   - no devfs: nothing is mounted on the jail's /dev (mount.devfs is ignored);
+//   - devfs is a small tmpfs on the jail's /dev with null, zero, random, urandom and tty
+//     (what devfs ruleset 4, devfsrules_jail, mostly leaves visible);
 //   - the network is shared; ip4.addr with an interface becomes an `ip addr` alias;
 //   - the md(4) /etc is a tmpfs whose source is its label, rollout:NAME;
 //   - it reads /proc and its state files directly, so its Runner must be local.
@@ -155,10 +156,18 @@ func aliasArgv(op, ip, iface string) []string {
 // mountArgv is how the lab mounts one fstab line. nullfs becomes a bind mount, made
 // private so that mounts below it do not propagate back to the snapshot it shows, and
 // remounted read-only (a bind mount ignores ro when it is made).
-func mountArgv(e fstabEntry) [][]string {
+// mountArgv translates one fstab line. A nullfs of DIR/.zfs/snapshot/N, where DIR is where a
+// ZFS dataset is mounted, becomes a mount of DATASET@N by name: on Linux a snapshot that is
+// mounted twice can no longer be reached through its .zfs/snapshot path ("Too many levels of
+// symbolic links", openzfs/zfs#9958), so the lab never relies on the automount. FreeBSD's
+// nullfs has no such problem.
+func mountArgv(e fstabEntry, mounts []mountEntry) [][]string {
 	opts := strings.Join(e.Opts, ",")
 	switch e.VFSType {
 	case "nullfs":
+		if snap, ok := snapshotSource(e.Spec, mounts); ok {
+			return [][]string{{"mount", "-t", "zfs", "-o", "ro", snap, e.File}, {"mount", "--make-private", e.File}}
+		}
 		argvs := [][]string{{"mount", "--bind", e.Spec, e.File}, {"mount", "--make-private", e.File}}
 		if e.has("ro") {
 			argvs = append(argvs, []string{"mount", "-o", "remount,bind,ro", e.File})
@@ -198,11 +207,13 @@ func (l *linux) StartArgv(j Jail) [][]string {
 			argvs = append(argvs, a)
 		}
 	}
+	ms, _ := l.mounts()
 	if es, err := l.readFstab(j); err == nil {
 		for _, e := range es {
-			argvs = append(argvs, mountArgv(e)...)
+			argvs = append(argvs, mountArgv(e, ms)...)
 		}
 	}
+	argvs = append(argvs, devfsArgv(j.Path)...)
 	if len(j.Prestart) > 0 {
 		argvs = append(argvs, j.Prestart)
 	}
@@ -215,7 +226,7 @@ func (l *linux) StopArgv(j Jail) [][]string {
 	if j.ExecStop != "" {
 		argvs = append(argvs, toLog(l.logFile(j.Name), inJail("PID", j.Path, "/bin/sh", "-c", j.ExecStop)...))
 	}
-	argvs = append(argvs, termArgv("PID"), []string{"kill", "-s", "KILL", "PID"})
+	argvs = append(argvs, termArgv("PIDS"), []string{"kill", "-s", "KILL", "PID"})
 	if len(j.Poststop) > 0 {
 		argvs = append(argvs, j.Poststop)
 	}
@@ -232,10 +243,11 @@ func (l *linux) StopArgv(j Jail) [][]string {
 	return argvs
 }
 
-// termArgv signals every process of the jail but its first: kill(2) with pid -1 inside
-// the pid namespace spares the namespace's init and the caller.
-func termArgv(pid string) []string {
-	return []string{"nsenter", "--target", pid, "--pid", "--", "kill", "-s", "TERM", "--", "-1"}
+// termArgv signals the jail's processes (all but the namespace's first, which only holds
+// the namespaces) by their host pids: util-linux kill and dash refuse "kill -1", and signalling
+// from the host needs no nsenter.
+func termArgv(pids ...string) []string {
+	return append([]string{"kill", "-s", "TERM", "--"}, pids...)
 }
 
 // startProgress is what a start has done so far, for its undo.
@@ -298,15 +310,26 @@ func (l *linux) start(ctx context.Context, j Jail, entries []fstabEntry, p *star
 			p.aliases = append(p.aliases, aliasArgv("del", ip, j.Interface))
 		}
 	}
+	ms, err := l.mounts()
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		if e.VFSType == "devfs" {
-			continue // no devfs on Linux
+			continue // mount.devfs below makes the jail's /dev
 		}
-		for _, argv := range mountArgv(e) {
+		for _, argv := range mountArgv(e, ms) {
 			p.mounted = true
 			if err := l.run(ctx, argv); err != nil {
 				return err
 			}
+		}
+	}
+	// jail(8) mounts devfs after the fstab and before exec.prestart (mount.devfs)
+	for _, argv := range devfsArgv(j.Path) {
+		p.mounted = true
+		if err := l.run(ctx, argv); err != nil {
+			return fmt.Errorf("mount.devfs: %w", err)
 		}
 	}
 	if len(j.Prestart) > 0 {
@@ -499,7 +522,11 @@ func (l *linux) stopProcesses(ctx context.Context, j Jail, st jailState) {
 	if err != nil || len(members) == 0 {
 		return
 	}
-	if err := l.run(ctx, termArgv(strconv.Itoa(st.Init))); err != nil {
+	ids := make([]string, len(members))
+	for i, p := range members {
+		ids[i] = strconv.Itoa(p)
+	}
+	if err := l.run(ctx, termArgv(ids...)); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		l.log.Warn("SIGTERM to the jail's processes failed", "jail", j.Name, "err", err)
 	}
 	if err := l.waitFor(ctx, l.stopTimeout, func() bool {
@@ -654,4 +681,54 @@ func writeAtomic(file string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, file)
+}
+
+// devfsArgv makes the jail's /dev: a tmpfs with the few device nodes a jail's programs expect
+// (a shell cannot even start a background job without /dev/null).
+func devfsArgv(path string) [][]string {
+	dev := filepath.Join(path, "dev")
+	argvs := [][]string{{"mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "devfs", dev}}
+	for _, n := range []struct {
+		name         string
+		major, minor int
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		argvs = append(argvs, []string{"mknod", "-m", "666", filepath.Join(dev, n.name), "c", strconv.Itoa(n.major), strconv.Itoa(n.minor)})
+	}
+	return argvs
+}
+
+// snapshotSource turns DIR/.zfs/snapshot/N into DATASET@N when a ZFS dataset is mounted at DIR.
+func snapshotSource(spec string, mounts []mountEntry) (string, bool) {
+	dir, snap, ok := strings.Cut(spec, "/.zfs/snapshot/")
+	if !ok || snap == "" || strings.Contains(snap, "/") {
+		return "", false
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if m := mounts[i]; m.Target == dir && m.FSType == "zfs" && !strings.Contains(m.Source, "@") {
+			return m.Source + "@" + snap, true
+		}
+	}
+	return "", false
+}
+
+// SnapshotDir mounts dataset@snap read-only under the state directory (see mountArgv for why
+// not through mountpoint/.zfs/snapshot) and returns where; release unmounts it.
+func (l *linux) SnapshotDir(ctx context.Context, dataset, _ /* mountpoint */, snap string) (string, func(), error) {
+	dir := filepath.Join(l.stateDir, "snapshots", strings.ReplaceAll(dataset, "/", "_")+"@"+snap)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	if _, ok, _ := l.Mounted(ctx, dir); !ok {
+		if err := l.run(ctx, []string{"mount", "-t", "zfs", "-o", "ro", dataset + "@" + snap, dir}); err != nil {
+			return "", nil, fmt.Errorf("snapshot %s@%s: %w", dataset, snap, err)
+		}
+	}
+	release := func() {
+		if err := l.run(context.WithoutCancel(ctx), []string{"umount", dir}); err != nil {
+			l.log.Warn("cannot unmount snapshot", "dir", dir, "err", err)
+			return
+		}
+		_ = os.Remove(dir)
+	}
+	return dir, release, nil
 }

@@ -27,7 +27,8 @@ type labSim struct {
 
 func newLabSim(t *testing.T) (*labSim, *fakeRunner, *linux) {
 	s := &labSim{t: t, proc: t.TempDir(), fail: map[string]resp{}, initPID: 101}
-	s.mounts = []mountEntry{{"/dev/vda1", "/", "ext4", "rw"}, {"zpool/proto", "/jail/proto", "zfs", "rw"}}
+	s.mounts = []mountEntry{{"/dev/vda1", "/", "ext4", "rw"}, {"zpool/proto", "/jail/proto", "zfs", "rw"},
+		{"zpool/proto/etc", "/jail/proto/etc", "zfs", "rw"}}
 	s.writeMounts()
 	r := newFake()
 	r.hook = s.run
@@ -142,20 +143,25 @@ func labJail(t *testing.T) Jail {
 
 func labMounts() []string {
 	return []string{
-		"mount --bind /jail/proto/.zfs/snapshot/2 /jail/vhost1",
+		"mount -t zfs -o ro zpool/proto@2 /jail/vhost1",
 		"mount --make-private /jail/vhost1",
-		"mount -o remount,bind,ro /jail/vhost1",
-		"mount --bind /jail/proto/etc/.zfs/snapshot/2 /jail/vhost1/conf/base/etc",
+		"mount -t zfs -o ro zpool/proto/etc@2 /jail/vhost1/conf/base/etc",
 		"mount --make-private /jail/vhost1/conf/base/etc",
-		"mount -o remount,bind,ro /jail/vhost1/conf/base/etc",
 		"mount -t zfs zpool/vhost1/cfg /jail/vhost1/cfg",
 		"mount -t zfs zpool/vhost1/var /jail/vhost1/var",
 		"mount -t zfs zpool/vhost1/home /jail/vhost1/home",
+		"mount -t tmpfs -o size=64k,mode=0755 devfs /jail/vhost1/dev",
+		"mknod -m 666 /jail/vhost1/dev/null c 1 3",
+		"mknod -m 666 /jail/vhost1/dev/zero c 1 5",
+		"mknod -m 666 /jail/vhost1/dev/random c 1 8",
+		"mknod -m 666 /jail/vhost1/dev/urandom c 1 9",
+		"mknod -m 666 /jail/vhost1/dev/tty c 5 0",
 	}
 }
 
 var labUnmounts = []string{
 	"umount /jail/vhost1/etc", // only when the poststop hook did not
+	"umount /jail/vhost1/dev",
 	"umount /jail/vhost1/home", "umount /jail/vhost1/var", "umount /jail/vhost1/cfg",
 	"umount /jail/vhost1/conf/base/etc", "umount /jail/vhost1",
 }
@@ -200,8 +206,8 @@ func TestLinuxStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.want(t, l.inJailCmd("vhost1", "/bin/sh /etc/rc.shutdown"),
-		"nsenter --target 101 --pid -- kill -s TERM -- -1", "kill -s KILL 101", etcCleanup,
-		"umount /jail/vhost1/home", "umount /jail/vhost1/var", "umount /jail/vhost1/cfg",
+		"kill -s TERM -- 102", "kill -s KILL 101", etcCleanup,
+		"umount /jail/vhost1/dev", "umount /jail/vhost1/home", "umount /jail/vhost1/var", "umount /jail/vhost1/cfg",
 		"umount /jail/vhost1/conf/base/etc", "umount /jail/vhost1",
 		"ip addr del 192.168.0.11/32 dev eth0")
 	if left := s.under("/jail/vhost1"); len(left) > 0 {
@@ -264,7 +270,7 @@ func TestLinuxStartUndoMountFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "zpool/vhost1/var does not exist") {
 		t.Fatalf("err = %v", err)
 	}
-	want := append([]string{"ip addr add 192.168.0.11/32 dev eth0"}, labMounts()[:8]...)
+	want := append([]string{"ip addr add 192.168.0.11/32 dev eth0"}, labMounts()[:6]...)
 	want = append(want, "umount /jail/vhost1/cfg", "umount /jail/vhost1/conf/base/etc", "umount /jail/vhost1",
 		"ip addr del 192.168.0.11/32 dev eth0")
 	r.want(t, want...)
@@ -303,7 +309,7 @@ func TestLinuxStopDeadJail(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unmount /jail/vhost1/var") || !strings.Contains(err.Error(), "target is busy") {
 		t.Fatalf("err = %v", err)
 	}
-	r.want(t, etcCleanup, "umount /jail/vhost1/home", "umount /jail/vhost1/var", "ip addr del 192.168.0.11/32 dev eth0")
+	r.want(t, etcCleanup, "umount /jail/vhost1/dev", "umount /jail/vhost1/home", "umount /jail/vhost1/var", "ip addr del 192.168.0.11/32 dev eth0")
 	delete(s.fail, "umount /jail/vhost1/var")
 	r.calls = nil
 	if err := l.Stop(ctx, j); err != nil {
@@ -409,7 +415,7 @@ func TestParseFstab(t *testing.T) {
 	if !es[0].has("ro") || es[2].VFSType != "zfs" || es[5].Spec != "tmpfs" {
 		t.Fatalf("got %+v", es)
 	}
-	got := quoteAll(mountArgv(es[5]))
+	got := quoteAll(mountArgv(es[5], nil))
 	if !reflect.DeepEqual(got, []string{"mount -t tmpfs -o rw,size=32m,mode=0755 tmpfs /jail/vhost1/etc"}) {
 		t.Fatalf("tmpfs mount = %q", got)
 	}

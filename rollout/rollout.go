@@ -1,0 +1,134 @@
+// Package rollout switches vhosts (production jails) between snapshots of the prototype:
+// promote, rollback, repair, status and prune. Every command computes a Plan first (data: the
+// steps and the exact commands they run); --dry-run prints it, and one executor runs it.
+//
+// Switching one vhost is: hold the new snapshot, write the journal, stop the jail, write its
+// fstab (atomically), start it, run the health check, commit. The fstab is one file replaced by
+// rename, so a jail is always on its old or its new snapshot, never between; the journal
+// (rollout:pending on the vhost's dataset) tells a later run that a switch did not finish, and
+// `rollout repair` puts the vhost back on the snapshot its committed state names.
+package rollout
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+
+	"github.com/rollout-dev/rollout/fstabgen"
+	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/host"
+)
+
+// Manager does rollout's work on one host.
+type Manager struct {
+	Cfg  *config.Config
+	R    command.Runner // local commands
+	Host host.Host
+	Log  *slog.Logger
+	Out  io.Writer // progress for people; io.Discard for --json
+	Self string    // this program, for the hooks jail(8) calls
+}
+
+func (m *Manager) printf(format string, a ...any) {
+	if m.Out != nil {
+		fmt.Fprintf(m.Out, format, a...)
+	}
+}
+
+// Proto is the prototype on this host.
+func (m *Manager) Proto() *proto.Proto { return &proto.Proto{Dataset: m.Cfg.Proto.Dataset, R: m.R} }
+
+// Jail is what the host needs to run v.
+func (m *Manager) Jail(v *config.Vhost) host.Jail {
+	hook := func(op string) []string {
+		return []string{m.Self, "--config", m.Cfg.Path, "etc", op, v.Name}
+	}
+	return host.Jail{Name: v.Name, Path: v.Path, Hostname: v.Hostname, Fstab: m.Cfg.FstabPath(v),
+		IP4: v.IP4, Interface: v.Interface, ExecStart: v.ExecStart, ExecStop: v.ExecStop,
+		Prestart: hook("init"), Poststop: hook("cleanup"), Params: v.Params}
+}
+
+// snapName is the part after '@'.
+func snapName(full string) string {
+	_, n, _ := zfs.SplitSnapshot(full)
+	return n
+}
+
+// RenderFstab renders v's fstab for the prototype snapshot full (zpool/proto@N).
+func (m *Manager) RenderFstab(v *config.Vhost, full string) ([]byte, error) {
+	ds, n, err := zfs.SplitSnapshot(full)
+	if err != nil {
+		return nil, err
+	}
+	if ds != m.Cfg.Proto.Dataset {
+		return nil, fmt.Errorf("vhost %s: %s is not a snapshot of the prototype %s", v.Name, full, m.Cfg.Proto.Dataset)
+	}
+	spec := fstabgen.SpecFor(m.Cfg, v, n)
+	b, err := fstabgen.Render(spec)
+	if err != nil {
+		return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	return b, nil
+}
+
+// ReadFstab reads and parses v's fstab; (nil, nil) when there is none.
+func (m *Manager) ReadFstab(v *config.Vhost) (*fstabgen.Fstab, error) {
+	b, err := os.ReadFile(m.Cfg.FstabPath(v))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	f, err := fstabgen.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("vhost %s: %s: %w", v.Name, m.Cfg.FstabPath(v), err)
+	}
+	return f, nil
+}
+
+// WriteConf writes the jail's configuration file when it differs from what is there.
+func (m *Manager) WriteConf(v *config.Vhost) (bool, error) {
+	j := m.Jail(v)
+	b, err := m.Host.RenderConf(j)
+	if err != nil {
+		return false, err
+	}
+	file := m.Host.ConfFile(j)
+	if old, err := os.ReadFile(file); err == nil && string(old) == string(b) {
+		return false, nil
+	}
+	if err := os.MkdirAll(path.Dir(file), 0o755); err != nil {
+		return false, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	if err := fstabgen.WriteFile(file, b, 0o644); err != nil {
+		return false, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	return true, nil
+}
+
+// vhosts looks up names, refusing unknown or repeated ones.
+func (m *Manager) vhosts(names []string) ([]*config.Vhost, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no vhost named")
+	}
+	var vs []*config.Vhost
+	seen := map[string]bool{}
+	for _, n := range names {
+		v, err := m.Cfg.Vhost(n)
+		if err != nil {
+			return nil, err
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("vhost %q named twice", n)
+		}
+		seen[n] = true
+		vs = append(vs, v)
+	}
+	return vs, nil
+}

@@ -1,0 +1,181 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/rollout/config"
+)
+
+// recorder is a command.Runner that records argv and answers from a table.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+	out   map[string]string // quoted argv prefix -> stdout
+	fail  map[string]string // quoted argv prefix -> stderr of a failure
+}
+
+func (r *recorder) Host() string { return "test" }
+
+func (r *recorder) Run(_ context.Context, c command.Cmd) error {
+	q := command.Quote(c.Argv)
+	r.mu.Lock()
+	r.calls = append(r.calls, q)
+	r.mu.Unlock()
+	for k, v := range r.fail {
+		if strings.HasPrefix(q, k) {
+			return &command.Error{Argv: c.Argv, ExitCode: 1, Stderr: v, Err: errors.New("exit status 1")}
+		}
+	}
+	for k, v := range r.out {
+		if strings.HasPrefix(q, k) && c.Stdout != nil {
+			_, _ = io.WriteString(c.Stdout, v)
+		}
+	}
+	return nil
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestJournalRoundTrip(t *testing.T) {
+	j := &Journal{Op: "promote", From: "zpool/proto@1", To: "zpool/proto@2", Step: "switch", WasRunning: true}
+	got, err := parseJournal(j.String())
+	if err != nil || *got != *j {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for _, s := range []string{"", "-", "none"} {
+		if j, err := parseJournal(s); j != nil || err != nil {
+			t.Errorf("parseJournal(%q) = %v %v", s, j, err)
+		}
+	}
+	if _, err := parseJournal("op=promote garbage"); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
+func TestLoadStateAndCommit(t *testing.T) {
+	r := &recorder{out: map[string]string{
+		"zfs get": "rollout:snapshot\tzpool/proto@2\nrollout:previous\tzpool/proto@1\nrollout:history\tnone\nrollout:pending\tnone\ncompression\tlz4\n",
+	}}
+	st, err := LoadState(context.Background(), r, "vhost1", "zpool/vhost1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshot != "zpool/proto@2" || st.Previous != "zpool/proto@1" || st.Pending != nil || len(st.History) != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	r.calls = nil
+	if err := commit(context.Background(), r, st, "zpool/proto@3"); err != nil {
+		t.Fatal(err)
+	}
+	want := "zfs set rollout:history=zpool/proto@1 rollout:pending=none rollout:previous=zpool/proto@2 rollout:snapshot=zpool/proto@3 zpool/vhost1"
+	if len(r.calls) != 1 || r.calls[0] != want {
+		t.Fatalf("commit ran %q, want one transaction %q", r.calls, want)
+	}
+	// a corrupt property is refused, naming the vhost
+	r.out["zfs get"] = "rollout:snapshot\tzpool/proto@2;reboot\n"
+	if _, err := LoadState(context.Background(), r, "vhost1", "zpool/vhost1"); err == nil || !strings.Contains(err.Error(), "vhost vhost1") {
+		t.Fatalf("corrupt state: %v", err)
+	}
+	if st.Needed()[0] != "zpool/proto@2" || st.Needed()[1] != "zpool/proto@1" {
+		t.Errorf("Needed = %v", st.Needed())
+	}
+}
+
+// steps builds a vhost plan whose steps log their names and fail where told.
+func steps(log *[]string, mu *sync.Mutex, vhost string, failAt string, names ...string) []Step {
+	var s []Step
+	for _, n := range names {
+		s = append(s, Step{Name: n, run: func(context.Context) error {
+			mu.Lock()
+			*log = append(*log, vhost+":"+n)
+			mu.Unlock()
+			if n == failAt {
+				return errors.New("boom")
+			}
+			return nil
+		}})
+	}
+	return s
+}
+
+func TestExecuteUndoAfterFailedStart(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	vp := &VhostPlan{Vhost: "vhost1", From: "zpool/proto@1", To: "zpool/proto@2",
+		Steps: steps(&log, &mu, "vhost1", "start", "hold", "journal", "stop", "fstab", "start", "commit"),
+		Undo:  steps(&log, &mu, "vhost1-undo", "", "stop", "fstab", "start", "journal")}
+	var out bytes.Buffer
+	m := &Manager{Log: quietLog(), Out: &out, Cfg: &config.Config{StateDir: t.TempDir()}}
+	res, err := m.Execute(context.Background(), &Plan{Vhosts: []*VhostPlan{vp}})
+	if err == nil || !strings.Contains(err.Error(), "vhost vhost1: start failed: boom; back on zpool/proto@1") {
+		t.Fatalf("err = %v", err)
+	}
+	want := "vhost1:hold vhost1:journal vhost1:stop vhost1:fstab vhost1:start vhost1-undo:stop vhost1-undo:fstab vhost1-undo:start vhost1-undo:journal"
+	if strings.Join(log, " ") != want {
+		t.Fatalf("ran %v\nwant %s", log, want)
+	}
+	if !res[0].RolledBack || res[0].OK {
+		t.Fatalf("result %+v", res[0])
+	}
+}
+
+func TestExecuteNoUndoBeforeStop(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	vp := &VhostPlan{Vhost: "vhost1", Steps: steps(&log, &mu, "vhost1", "hold", "hold", "journal", "stop"),
+		Undo: steps(&log, &mu, "undo", "", "stop")}
+	m := &Manager{Log: quietLog(), Cfg: &config.Config{StateDir: t.TempDir()}}
+	if _, err := m.Execute(context.Background(), &Plan{Vhosts: []*VhostPlan{vp}}); err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Join(log, " ") != "vhost1:hold" {
+		t.Fatalf("a failure before the jail stopped must not run undo: %v", log)
+	}
+}
+
+func TestExecuteCanaryAndParallel(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	mk := func(name, failAt string) *VhostPlan {
+		return &VhostPlan{Vhost: name, Steps: steps(&log, &mu, name, failAt, "stop", "start")}
+	}
+	m := &Manager{Log: quietLog(), Cfg: &config.Config{StateDir: t.TempDir()}}
+	// failed canary: nobody else is touched
+	res, err := m.Execute(context.Background(), &Plan{Vhosts: []*VhostPlan{mk("a", "start"), mk("b", ""), mk("c", "")}})
+	if err == nil || strings.Join(log, " ") != "a:stop a:start" || !res[1].Skipped || !res[2].Skipped {
+		t.Fatalf("canary: %v %v %+v", err, log, res)
+	}
+	// canary fine: the others run; one failure does not stop the rest, and is reported
+	log = nil
+	res, err = m.Execute(context.Background(), &Plan{Parallel: 2, Vhosts: []*VhostPlan{mk("a", ""), mk("b", "start"), mk("c", "")}})
+	if err == nil || !strings.Contains(err.Error(), "vhost b: start failed") || strings.Contains(err.Error(), "vhost c") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(log) != 6 || log[0] != "a:stop" || log[1] != "a:start" || !res[0].OK || res[1].OK || !res[2].OK {
+		t.Fatalf("ran %v, results %+v", log, res)
+	}
+}
+
+func TestPlanPrint(t *testing.T) {
+	p := &Plan{Op: "promote zpool/proto@2 vhost1 vhost2", Checks: []string{"zpool/proto@2 exists"},
+		Vhosts: []*VhostPlan{
+			{Vhost: "vhost1", From: "zpool/proto@1", To: "zpool/proto@2", Steps: []Step{{Name: "stop", Cmds: []string{"jail -f /etc/jail.conf.d/vhost1.conf -r vhost1"}}},
+				Undo: []Step{{Name: "start", Cmds: []string{"jail -c"}}}},
+			{Vhost: "vhost2", Noop: "already on zpool/proto@2"}}}
+	var b bytes.Buffer
+	p.Print(&b)
+	for _, want := range []string{"plan: promote", "checked: zpool/proto@2 exists", "vhost vhost1: zpool/proto@1 -> zpool/proto@2 (canary",
+		"stop     jail -f /etc/jail.conf.d/vhost1.conf -r vhost1", "if the start or health check fails, back to zpool/proto@1", "vhost vhost2: nothing to do"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

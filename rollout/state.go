@@ -1,0 +1,167 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
+)
+
+// A vhost's state lives in ZFS user properties on its parent dataset (zpool/vhost1): a NanoBSD
+// host's /etc and /var are memory disks, the pool is what survives a reboot, and one `zfs set`
+// of several properties is one transaction.
+const (
+	propSnapshot = "rollout:snapshot" // the prototype snapshot the vhost runs on (zpool/proto@2)
+	propPrevious = "rollout:previous" // the one it ran on before, the rollback target
+	propHistory  = "rollout:history"  // earlier ones, newest first, comma separated
+	propPending  = "rollout:pending"  // the journal: an operation in progress, or "none"
+	historyLen   = 8
+	none         = "none"
+)
+
+// State is what rollout knows of one vhost, read from its dataset.
+type State struct {
+	Vhost    string
+	Dataset  string
+	Snapshot string   // full name, "" when rollout never ran this vhost
+	Previous string   // full name or ""
+	History  []string // older snapshots, newest first
+	Pending  *Journal // nil when no operation is in progress
+}
+
+// Journal is an operation in progress on one vhost, written before the first step that changes
+// anything and updated at each step, so that a run that died can be told and repaired.
+type Journal struct {
+	Op         string // promote, rollback
+	From, To   string // full snapshot names
+	Step       string // the last step begun
+	WasRunning bool
+}
+
+func (j *Journal) String() string {
+	return fmt.Sprintf("op=%s from=%s to=%s step=%s running=%t", j.Op, j.From, j.To, j.Step, j.WasRunning)
+}
+
+func parseJournal(s string) (*Journal, error) {
+	if s == "" || s == none || s == "-" {
+		return nil, nil
+	}
+	j := &Journal{}
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("journal %q: field %q has no '='", s, f)
+		}
+		switch k {
+		case "op":
+			j.Op = v
+		case "from":
+			j.From = v
+		case "to":
+			j.To = v
+		case "step":
+			j.Step = v
+		case "running":
+			j.WasRunning = v == "true"
+		}
+	}
+	if j.Op == "" || j.To == "" {
+		return nil, fmt.Errorf("journal %q: incomplete", s)
+	}
+	return j, nil
+}
+
+func propValue(s string) string {
+	if s == "-" || s == none {
+		return ""
+	}
+	return s
+}
+
+// LoadState reads a vhost's state. A dataset without rollout's properties has an empty state.
+func LoadState(ctx context.Context, r command.Runner, vhost, dataset string) (*State, error) {
+	props, err := zfs.UserProps(ctx, r, dataset, "rollout:")
+	if err != nil {
+		return nil, fmt.Errorf("vhost %s: %w", vhost, err)
+	}
+	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: propValue(props[propSnapshot]), Previous: propValue(props[propPrevious])}
+	if h := propValue(props[propHistory]); h != "" && h != none {
+		st.History = strings.Split(h, ",")
+	}
+	if st.Pending, err = parseJournal(props[propPending]); err != nil {
+		return nil, fmt.Errorf("vhost %s: %w", vhost, err)
+	}
+	for _, s := range append([]string{st.Snapshot, st.Previous}, st.History...) {
+		if s == "" {
+			continue
+		}
+		if _, _, err := zfs.SplitSnapshot(s); err != nil {
+			return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propSnapshot, dataset, err)
+		}
+	}
+	return st, nil
+}
+
+// writeJournal records the step about to begin.
+func writeJournal(ctx context.Context, r command.Runner, dataset string, j *Journal) error {
+	return zfs.SetProps(ctx, r, dataset, map[string]string{propPending: j.String()})
+}
+
+// commit records that the vhost now runs on to (having run on from), and closes the journal,
+// in one transaction.
+func commit(ctx context.Context, r command.Runner, st *State, to string) error {
+	props := map[string]string{propPending: none}
+	if to != st.Snapshot {
+		hist := st.History
+		if st.Previous != "" {
+			hist = append([]string{st.Previous}, hist...)
+		}
+		hist = dedupe(hist, to, st.Snapshot)
+		if len(hist) > historyLen {
+			hist = hist[:historyLen]
+		}
+		props[propSnapshot] = to
+		props[propPrevious] = orNone(st.Snapshot)
+		props[propHistory] = orNone(strings.Join(hist, ","))
+	}
+	return zfs.SetProps(ctx, r, st.Dataset, props)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return none
+	}
+	return s
+}
+
+func dedupe(list []string, drop ...string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range drop {
+		seen[d] = true
+	}
+	for _, s := range list {
+		if s != "" && s != none && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Needed returns the snapshots a state needs kept: the one it runs on, the rollback target,
+// and the target of an unfinished operation.
+func (st *State) Needed() []string {
+	var n []string
+	for _, s := range []string{st.Snapshot, st.Previous} {
+		if s != "" && s != none {
+			n = append(n, s)
+		}
+	}
+	if st.Pending != nil {
+		n = append(n, st.Pending.From, st.Pending.To)
+	}
+	return n
+}

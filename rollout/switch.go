@@ -1,0 +1,377 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/rollout-dev/rollout/etcmerge"
+	"github.com/rollout-dev/rollout/fstabgen"
+	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/rollout/config"
+)
+
+// SwitchOptions are the options of promote and rollback.
+type SwitchOptions struct {
+	Parallel int // vhosts switched at once after the canary
+}
+
+// PlanPromote plans switching the named vhosts to the prototype snapshot ref ("proto@N").
+func (m *Manager) PlanPromote(ctx context.Context, ref string, names []string, o SwitchOptions) (*Plan, error) {
+	vs, err := m.vhosts(names)
+	if err != nil {
+		return nil, err
+	}
+	target, err := m.Proto().Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Op: "promote " + target.FullName() + " " + strings.Join(names, " "), Parallel: o.Parallel}
+	p.Checks = append(p.Checks, fmt.Sprintf("%s exists on every prototype dataset (%d)", target.FullName(), target.Datasets))
+	for _, v := range vs {
+		vp, checks, err := m.planVhost(ctx, "promote", v, func(*State) (string, error) { return target.FullName(), nil })
+		if err != nil {
+			return nil, err
+		}
+		p.Checks = append(p.Checks, checks...)
+		p.Vhosts = append(p.Vhosts, vp)
+	}
+	m.addRelease(ctx, p)
+	return p, nil
+}
+
+// PlanRollback plans switching a vhost back to its previous snapshot (or to, when given).
+func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o SwitchOptions) (*Plan, error) {
+	vs, err := m.vhosts(names)
+	if err != nil {
+		return nil, err
+	}
+	var target string
+	if to != "" {
+		t, err := m.Proto().Resolve(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		target = t.FullName()
+	}
+	p := &Plan{Op: "rollback " + strings.Join(names, " "), Parallel: o.Parallel}
+	for _, v := range vs {
+		vp, checks, err := m.planVhost(ctx, "rollback", v, func(st *State) (string, error) {
+			if target != "" {
+				return target, nil
+			}
+			if st.Previous == "" {
+				return "", fmt.Errorf("vhost %s has no previous snapshot to roll back to (it runs on %s); name one with --to", v.Name, orDash(st.Snapshot))
+			}
+			if _, err := m.Proto().Resolve(ctx, st.Previous); err != nil {
+				return "", fmt.Errorf("vhost %s: cannot roll back to %s: %w", v.Name, st.Previous, err)
+			}
+			return st.Previous, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.Checks = append(p.Checks, checks...)
+		p.Vhosts = append(p.Vhosts, vp)
+	}
+	m.addRelease(ctx, p)
+	return p, nil
+}
+
+// planVhost checks everything that can be checked before the jail stops, and builds its steps.
+func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, target func(*State) (string, error)) (*VhostPlan, []string, error) {
+	ok, err := zfs.Exists(ctx, m.R, v.Dataset)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("vhost %s: dataset %s does not exist (create the vhost with rollout create %s proto@N)", v.Name, v.Dataset, v.Name)
+	}
+	st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Pending != nil {
+		return nil, nil, fmt.Errorf("vhost %s: an earlier %s did not finish (%s); run rollout repair %s first", v.Name, st.Pending.Op, st.Pending, v.Name)
+	}
+	to, err := target(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	var checks []string
+	fs, err := m.ReadFstab(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	fstabPath := m.Cfg.FstabPath(v)
+	if fs != nil {
+		switch {
+		case !fs.Generated:
+			return nil, nil, fmt.Errorf("vhost %s: %s was not written by rollout; move it away or adopt the vhost with rollout fstab --write %s", v.Name, fstabPath, v.Name)
+		case fs.Edited:
+			return nil, nil, fmt.Errorf("vhost %s: %s was edited by hand; rollout fstab --write %s regenerates it from the vhost's state (%s)", v.Name, fstabPath, v.Name, orDash(st.Snapshot))
+		case st.Snapshot != "" && fs.Snapshot != snapName(st.Snapshot):
+			return nil, nil, fmt.Errorf("vhost %s: %s points at snapshot %s but the vhost's state says %s; rollout fstab --write %s regenerates it", v.Name, fstabPath, fs.Snapshot, st.Snapshot, v.Name)
+		}
+	}
+	for _, child := range v.Datasets {
+		ok, err := zfs.Exists(ctx, m.R, v.Dataset+"/"+child)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		}
+		if !ok {
+			return nil, nil, fmt.Errorf("vhost %s: dataset %s/%s does not exist", v.Name, v.Dataset, child)
+		}
+	}
+	running, err := m.Host.Running(ctx, v.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	vp := &VhostPlan{Vhost: v.Name, From: st.Snapshot, To: to, Running: running}
+	if to == st.Snapshot {
+		vp.Noop = "already on " + to
+		return vp, nil, nil
+	}
+	newFstab, err := m.RenderFstab(v, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	checks = append(checks, fmt.Sprintf("vhost %s: fstab for %s renders", v.Name, to))
+	if err := m.checkMountpoints(ctx, v, to); err != nil {
+		return nil, nil, err
+	}
+	if err := m.trialEtc(ctx, v, to); err != nil {
+		return nil, nil, err
+	}
+	checks = append(checks, fmt.Sprintf("vhost %s: its /etc builds from %s plus its /cfg", v.Name, to))
+
+	j := m.Jail(v)
+	writeFstab := func(full string, data []byte) Step {
+		return Step{Name: "fstab", Cmds: []string{fmt.Sprintf("write %s (nullfs root from %s, atomic rename)", fstabPath, full)},
+			run: func(context.Context) error { return fstabgen.WriteFile(fstabPath, data, 0o644) }}
+	}
+	journal := &Journal{Op: op, From: st.Snapshot, To: to, Step: "switch", WasRunning: running}
+	hold := Step{Name: "hold", Cmds: cmds(zfs.HoldArgv(proto.HoldTag, to)),
+		run: func(ctx context.Context) error { return zfs.Hold(ctx, m.R, proto.HoldTag, to) }}
+	jr := Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + journal.String(), v.Dataset}),
+		run: func(ctx context.Context) error { return writeJournal(ctx, m.R, v.Dataset, journal) }}
+	conf := Step{Name: "conf", Cmds: []string{"write " + m.Host.ConfFile(j) + " if it changed"},
+		run: func(context.Context) error { _, err := m.WriteConf(v); return err }}
+	stop := Step{Name: "stop", Cmds: cmds(m.Host.StopArgv(j)...), run: func(ctx context.Context) error { return m.Host.Stop(ctx, j) }}
+	start := Step{Name: "start", Cmds: cmds(m.Host.StartArgv(j)...), run: func(ctx context.Context) error { return m.Host.Start(ctx, j) }}
+	commitStep := Step{Name: "commit", Cmds: cmds([]string{"zfs", "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
+		run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }}
+
+	vp.Steps = []Step{hold, jr, conf}
+	if running {
+		vp.Steps = append(vp.Steps, stop, writeFstab(to, newFstab), start)
+		if len(v.Health) > 0 {
+			vp.Steps = append(vp.Steps, m.healthStep(v))
+		}
+	} else {
+		vp.Steps = append(vp.Steps, writeFstab(to, newFstab))
+	}
+	vp.Steps = append(vp.Steps, commitStep)
+
+	if running {
+		clear := Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + none, v.Dataset}),
+			run: func(ctx context.Context) error {
+				return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none})
+			}}
+		vp.Undo = []Step{stop}
+		if st.Snapshot != "" {
+			oldFstab, err := m.RenderFstab(v, st.Snapshot)
+			if err != nil {
+				return nil, nil, err
+			}
+			vp.Undo = append(vp.Undo, writeFstab(st.Snapshot, oldFstab), start)
+		}
+		vp.Undo = append(vp.Undo, clear)
+	}
+	return vp, checks, nil
+}
+
+func (m *Manager) healthStep(v *config.Vhost) Step {
+	argv := append([]string{"jexec", v.Name}, v.Health...)
+	return Step{Name: "health", Cmds: cmds(argv), run: func(ctx context.Context) error {
+		var out strings.Builder
+		if err := m.Host.Exec(ctx, v.Name, v.Health, &out, &out); err != nil {
+			msg := strings.Join(strings.Fields(out.String()), " ")
+			if len(msg) > 200 {
+				msg = msg[len(msg)-200:]
+			}
+			return fmt.Errorf("health check %s: %w (output: %s)", command.Quote(v.Health), err, msg)
+		}
+		return nil
+	}}
+}
+
+// checkMountpoints makes sure the snapshot has the directories the fstab mounts on: a
+// prototype without /cfg or /var would make the jail start fail half way.
+func (m *Manager) checkMountpoints(ctx context.Context, v *config.Vhost, full string) error {
+	root, release, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.Dataset, m.Cfg.Proto.Mountpoint, snapName(full))
+	if err != nil {
+		return fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	defer release()
+	dirs := []string{"conf/base/etc", "etc", "dev"}
+	dirs = append(dirs, v.Datasets...)
+	for _, d := range dirs {
+		fi, err := os.Stat(filepath.Join(root, d))
+		if err != nil || !fi.IsDir() {
+			return fmt.Errorf("vhost %s: %s has no directory /%s to mount on; create it in the prototype and take a new snapshot", v.Name, full, d)
+		}
+	}
+	return nil
+}
+
+// trialEtc builds the vhost's /etc from the new snapshot into a scratch directory, so that a
+// /etc that cannot be built is found before the jail stops.
+func (m *Manager) trialEtc(ctx context.Context, v *config.Vhost, full string) error {
+	base, release, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.EtcDataset(), m.Cfg.Proto.EtcMountpoint(), snapName(full))
+	if err != nil {
+		return fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	defer release()
+	overlay := path.Join(v.Path, "cfg")
+	if fstype, ok, err := m.Host.Mounted(ctx, overlay); err != nil || !ok || fstype != "zfs" {
+		overlay = "" // the jail is not running: its /cfg is not mounted, the base alone is checked
+	}
+	if err := os.MkdirAll(m.Cfg.StateDir, 0o755); err != nil {
+		return err
+	}
+	dst, err := os.MkdirTemp(m.Cfg.StateDir, "etc-trial-"+v.Name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dst)
+	if overlay == "" {
+		empty := filepath.Join(dst, "empty-cfg")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			return err
+		}
+		overlay = empty
+		dst = filepath.Join(dst, "etc")
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+	}
+	if _, err := etcmerge.Build(ctx, base, overlay, dst, m.Log); err != nil {
+		return fmt.Errorf("vhost %s: its /etc cannot be built from %s: %w", v.Name, full, err)
+	}
+	return nil
+}
+
+// addRelease adds the final step: release the holds of snapshots that no vhost needs any more.
+func (m *Manager) addRelease(ctx context.Context, p *Plan) {
+	need := map[string]bool{}
+	changing := map[string]*VhostPlan{}
+	for _, vp := range p.Vhosts {
+		changing[vp.Vhost] = vp
+		if vp.Noop == "" {
+			need[vp.From], need[vp.To] = true, true
+		}
+	}
+	for _, name := range m.Cfg.VhostNames() {
+		if _, ok := changing[name]; ok {
+			continue
+		}
+		v := m.Cfg.Vhosts[name]
+		if st, err := LoadState(ctx, m.R, v.Name, v.Dataset); err == nil {
+			for _, s := range st.Needed() {
+				need[s] = true
+			}
+		}
+	}
+	// predicted: the switched vhosts' previous-previous snapshots lose their last user
+	var predicted []string
+	for _, vp := range p.Vhosts {
+		if vp.Noop != "" {
+			continue
+		}
+		if st, err := LoadState(ctx, m.R, vp.Vhost, m.Cfg.Vhosts[vp.Vhost].Dataset); err == nil && st.Previous != "" && !need[st.Previous] {
+			predicted = append(predicted, st.Previous)
+		}
+	}
+	sort.Strings(predicted)
+	desc := []string{"release the hold " + proto.HoldTag + " on snapshots no vhost runs on or would roll back to"}
+	for _, s := range predicted {
+		desc = append(desc, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
+	}
+	p.Finally = append(p.Finally, Step{Name: "release", Cmds: desc, run: func(ctx context.Context) error {
+		_, err := m.ReleaseUnneeded(ctx)
+		return err
+	}})
+}
+
+// ReleaseUnneeded releases rollout's hold on every prototype snapshot that no configured vhost
+// runs on, would roll back to, or is being switched to or from.
+func (m *Manager) ReleaseUnneeded(ctx context.Context) ([]string, error) {
+	need, err := m.needed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := m.Proto().Versions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var held []string
+	for _, v := range vs {
+		if v.UserRefs > 0 {
+			held = append(held, v.FullName())
+		}
+	}
+	holds, err := zfs.Holds(ctx, m.R, held...)
+	if err != nil {
+		return nil, err
+	}
+	var released []string
+	for _, s := range held {
+		if need[s] || !contains(holds[s], proto.HoldTag) {
+			continue
+		}
+		if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
+			return released, err
+		}
+		released = append(released, s)
+	}
+	return released, nil
+}
+
+// needed is every snapshot some configured vhost needs kept.
+func (m *Manager) needed(ctx context.Context) (map[string]bool, error) {
+	need := map[string]bool{}
+	for _, name := range m.Cfg.VhostNames() {
+		v := m.Cfg.Vhosts[name]
+		ok, err := zfs.Exists(ctx, m.R, v.Dataset)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range st.Needed() {
+			need[s] = true
+		}
+	}
+	return need, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
