@@ -218,3 +218,12 @@ echo 'nameserver 192.0.2.53' > /jail/proto/etc/resolv.conf
 echo ` + version + ` > /jail/proto/VERSION
 `)
 }
+
+// reboot reboots the guest; its pools survive and are imported again, as at a host's boot.
+func (g *guest) reboot() {
+	g.t.Helper()
+	c := theLab.cmd(context.Background(), "reboot", g.name)
+	if out, err := c.CombinedOutput(); err != nil {
+		g.t.Fatalf("lab reboot %s: %v\n%s", g.name, err, out)
+	}
+}

@@ -232,7 +232,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"promote", "proto@2", "../etc"}, `"../etc"`},
 		{[]string{"promote", "tank/other@2", "vhost1"}, "is not of the prototype"},
 		{[]string{"rollback", "vhost1"}, "vhost vhost1 has no previous snapshot"},
-		{[]string{"rollback", "vhost1", "--to", "proto@2 x"}, `invalid snapshot name "2 x"`},
+		{[]string{"rollback", "--to", "proto@2 x", "vhost1"}, `invalid snapshot name "2 x"`},
+		{[]string{"rollback", "vhost1", "--to", "proto@2"}, `invalid vhost name "--to"`},
 		{[]string{"create", "vhost1", "proto@2"}, "vhost vhost1 already exists"},
 		{[]string{"fstab", "vhost1", "proto@$(id)"}, `invalid snapshot name "$(id)"`},
 		{[]string{"prune", "--keep", "0"}, "keep at least 1"},
@@ -259,5 +260,37 @@ func TestBadInputChangesNothing(t *testing.T) {
 	g.mustRollout("fstab", "--write", "vhost1")
 	if s := g.status()["vhost1"]; s.FstabProblem != "" {
 		t.Errorf("fstab --write did not repair: %+v", s)
+	}
+}
+
+// A NanoBSD host's /etc and /var are memory disks: after a reboot only the pool remembers which
+// snapshot each vhost runs on. rollout keeps that in ZFS properties, so status still knows it
+// and start regenerates the fstab and jail configuration from it.
+func TestStateSurvivesReboot(t *testing.T) {
+	g := setUpVhosts(t)
+	g.sh(`echo 2 > /jail/proto/VERSION`)
+	g.mustRollout("snapshot")
+	g.mustRollout("promote", "proto@2", "vhost1")
+	g.reboot()
+	// what a memory /etc and /var would have lost
+	g.sh(`rm -f /etc/fstab.vhost1 /etc/fstab.vhost2; rm -rf /var/run/rollout`)
+	st := g.status()
+	if s := st["vhost1"]; s.Snapshot != "zpool/proto@2" || s.Previous != "zpool/proto@1" || s.Running || !s.Held || !strings.Contains(s.FstabProblem, "missing") {
+		t.Errorf("vhost1 after reboot: %+v", s)
+	}
+	if s := st["vhost2"]; s.Snapshot != "zpool/proto@1" || s.Running {
+		t.Errorf("vhost2 after reboot: %+v", s)
+	}
+	g.mustRollout("start", "vhost1", "vhost2")
+	if g.jailVersion("vhost1") != "2" || g.jailVersion("vhost2") != "1" {
+		t.Error("vhosts did not come back on their snapshots")
+	}
+	if !strings.Contains(g.must("cat", "/jail/vhost1/etc/rc.conf"), "vhost1.domain.local") {
+		t.Error("vhost1's /cfg is not in its /etc after the reboot")
+	}
+	// the history survives too: rollback still knows where to go
+	out := g.mustRollout("rollback", "vhost1")
+	if !strings.Contains(out, "vhost1: now on zpool/proto@1") {
+		t.Errorf("rollback after reboot: %s", out)
 	}
 }

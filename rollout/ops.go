@@ -131,6 +131,22 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 		p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished %s found (%s); back to %s", v.Name, st.Pending.Op, st.Pending, orDash(st.Snapshot)))
 		p.Vhosts = append(p.Vhosts, vp)
 	}
+	// /etc memory disks left by a crash (a jail whose start failed after exec.prestart, or a
+	// killed rollout) are found by their label and freed
+	p.Finally = append(p.Finally, Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses"},
+		run: func(ctx context.Context) error {
+			ids, err := m.Host.OrphanEtc(ctx)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := m.Host.FreeEtc(ctx, id); err != nil {
+					return err
+				}
+				m.printf("freed orphaned /etc memory disk %s\n", id)
+			}
+			return nil
+		}})
 	m.addRelease(ctx, p)
 	return p, nil
 }
