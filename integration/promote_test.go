@@ -244,6 +244,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 			t.Errorf("rollout %s: exit %d, stderr %q; want one line with %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
 	}
+	if after := g.stateFingerprint(); after != before {
+		t.Errorf("bad input changed state:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
 	// an fstab edited by hand is refused
 	g.sh(`sed -i 's/rw 0 0/rw,noatime 0 0/' /etc/fstab.vhost1`)
 	before = g.stateFingerprint()

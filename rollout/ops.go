@@ -127,7 +127,9 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 			}
 		}
 		vp.Steps = append(vp.Steps, Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + none, v.Dataset}),
-			run: func(ctx context.Context) error { return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none}) }})
+			run: func(ctx context.Context) error {
+				return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none})
+			}})
 		p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished %s found (%s); back to %s", v.Name, st.Pending.Op, st.Pending, orDash(st.Snapshot)))
 		p.Vhosts = append(p.Vhosts, vp)
 	}
@@ -337,4 +339,3 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 	}
 	return items, nil
 }
-

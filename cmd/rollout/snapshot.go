@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/replicate"
 )
 
 func (e *env) proto() *proto.Proto { return &proto.Proto{Dataset: e.cfg.Proto.Dataset, R: e.local} }
@@ -96,23 +97,9 @@ func snapshotsCommand() *cli.Command {
 					complete = fmt.Sprintf("no (missing on %v)", v.Missing)
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", v.FullName(), v.GUID, v.CreateTXG,
-					v.Creation.Local().Format("2006-01-02 15:04:05"), humanBytes(v.Used), v.UserRefs, complete)
+					v.Creation.Local().Format("2006-01-02 15:04:05"), replicate.HumanBytes(int64(v.Used)), v.UserRefs, complete)
 			}
 			return tw.Flush()
 		},
 	}
-}
-
-// humanBytes prints sizes the way zfs list does (1.5K, 20M).
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }
