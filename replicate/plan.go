@@ -205,6 +205,22 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	return p, nil
 }
 
+// hasTarget reports whether the slave has the target snapshot, by guid, on every dataset that
+// the master has it on.
+func hasTarget(mt, st tree, target zfs.Snapshot) bool {
+	for rel, l := range mt {
+		for _, x := range l {
+			if x.Name != target.Name || x.CreateTXG != target.CreateTXG {
+				continue
+			}
+			if _, ok := byGUID(st[rel])[x.GUID]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func newest(snaps []zfs.Snapshot, ds string) string {
 	var last *zfs.Snapshot
 	for i := range snaps {
@@ -236,7 +252,7 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	}
 	target := top[ti]
 
-	if _, ok := byGUID(st[""])[target.GUID]; ok {
+	if hasTarget(mt, st, target) {
 		p.Mode = ModeNone
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has %s@%s (guid %d)", s.Dataset, s.Dataset, target.Name, target.GUID))
 		return p, nil
@@ -265,7 +281,10 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		}
 	}
 
-	// base: the newest master snapshot before the target that the slave has, matched by guid
+	// base: the newest master snapshot before the target that the slave has, matched by guid.
+	// (The slave's top dataset can have the target while a child lacks it: a -R stream cut
+	// after the top's part and resumed. The target is then no base: the stream from the
+	// snapshot before it completes the children.)
 	var base *zfs.Snapshot
 	slaveTop := byGUID(st[""])
 	for i := ti - 1; i >= 0; i-- {
@@ -326,7 +345,9 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		}
 	}
 
-	force := req.Force
+	// --force allows receive -F; it is used only when the slave needs it (a plain receive keeps
+	// every slave snapshot, so a vhost's older snapshot the master has pruned is kept)
+	force := len(reasons) > 0
 	if len(reasons) > 0 && !req.Force {
 		return nil, refuse(append(reasons, "--force would use receive -F, which rolls the slave back and destroys what the master lacks (never a snapshot a vhost uses)")...)
 	}
@@ -339,7 +360,7 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	if force {
 		p.Force = true
 		p.Destroys = destroyed(s, st, sendSet)
-		if len(p.Destroys) > 0 && !req.Force {
+		if len(p.Destroys) > 0 && !req.Force && len(reasons) == 0 {
 			return nil, refuse(fmt.Sprintf("completing the stream with receive -F would destroy %s; --force to accept", strings.Join(p.Destroys, ", ")))
 		}
 		if used := inUse(p.Destroys, s); len(used) > 0 {
@@ -463,6 +484,9 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	}
 	if p.AfterArgv != nil {
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
+	}
+	if p.SendArgv != nil || p.Resume != nil {
+		fmt.Fprintf(b, "%s  %s: zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
 	}
 	if p.Then != nil {
 		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)
