@@ -20,6 +20,10 @@ const (
 	ModeFull        Mode = "full"        // zfs send -R target
 	ModeIncremental Mode = "incremental" // zfs send -R -I @base target
 	ModeResume      Mode = "resume"      // zfs send -t TOKEN for an interrupted receive, then plan again
+	// ModeComplete finishes an interrupted -R stream whose top dataset already has the target:
+	// zfs send -I @base DS@target for each child that lacks it, then plan again (re-sending
+	// the whole -R stream would move the top's data, which is usually most of it, again)
+	ModeComplete Mode = "complete"
 )
 
 // MasterState is the prototype on this host.
@@ -75,6 +79,7 @@ type Plan struct {
 	Force          bool     `json:"force"`              // receive -F is used
 	Destroys       []string `json:"destroys,omitempty"` // slave snapshots and file systems receive -F destroys
 	Resume         []Step   `json:"resume,omitempty"`   // interrupted receives to finish first
+	Steps          []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
 	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
 	Reasons        []string `json:"reasons,omitempty"`  // why this plan
 }
@@ -203,6 +208,48 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		p.Reasons = append(p.Reasons, "after it: "+err.Error())
 	}
 	return p, nil
+}
+
+// completeSteps returns one incremental send per slave dataset that lacks the target when the
+// slave's top dataset has it, each from that dataset's newest snapshot before the target that
+// the slave has (by guid). Nil when the top lacks the target, or when some dataset that lacks it
+// has no such base (then the whole -R stream is sent again).
+func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot) []Step {
+	if _, ok := byGUID(st[""])[target.GUID]; !ok {
+		return nil
+	}
+	var steps []Step
+	for _, rel := range sortedKeys(mt) {
+		have := byGUID(st[rel])
+		l := mt[rel]
+		ti := -1
+		for i, x := range l {
+			if x.Name == target.Name && x.CreateTXG == target.CreateTXG {
+				ti = i
+			}
+		}
+		if ti < 0 {
+			continue // the dataset has no such snapshot: not in the stream
+		}
+		if _, ok := have[l[ti].GUID]; ok {
+			continue
+		}
+		bi := -1
+		for i := ti - 1; i >= 0; i-- {
+			if _, ok := have[l[i].GUID]; ok {
+				bi = i
+				break
+			}
+		}
+		if bi < 0 {
+			return nil
+		}
+		sds := s.Dataset + rel
+		steps = append(steps, Step{Dataset: sds,
+			SendArgv:    []string{"zfs", "send", "-I", "@" + l[bi].Name, l[ti].FullName()},
+			ReceiveArgv: []string{"zfs", "receive", "-s", "-u", sds}})
+	}
+	return steps
 }
 
 // hasTarget reports whether the slave has the target snapshot, by guid, on every dataset that
@@ -351,6 +398,15 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	if len(reasons) > 0 && !req.Force {
 		return nil, refuse(append(reasons, "--force would use receive -F, which rolls the slave back and destroys what the master lacks (never a snapshot a vhost uses)")...)
 	}
+	if len(reasons) == 0 && ahead {
+		if steps := completeSteps(m, s, mt, st, target); steps != nil {
+			p.Mode = ModeComplete
+			p.Base = base.FullName()
+			p.Steps = steps
+			p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has @%s but some children lack it (an interrupted replication stream): completing each of them", s.Dataset, target.Name))
+			return p, nil
+		}
+	}
 	if ahead && !force {
 		// the slave has master snapshots past the base in some child: the rest of an interrupted
 		// -R stream. Re-sending it needs -F, which here destroys nothing (checked below).
@@ -461,6 +517,8 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		return
 	case ModeResume:
 		fmt.Fprintf(b, "%s%s: resume interrupted receive\n", indent, p.Slave)
+	case ModeComplete:
+		fmt.Fprintf(b, "%s%s: complete interrupted stream %s -> %s\n", indent, p.Slave, p.Base, p.Target)
 	case ModeFull:
 		fmt.Fprintf(b, "%s%s: full send of %s%s\n", indent, p.Slave, p.Target, sizeNote(p.EstimatedBytes))
 	case ModeIncremental:
@@ -472,7 +530,7 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	for _, d := range p.Destroys {
 		fmt.Fprintf(b, "%s  # receive -F destroys %s\n", indent, d)
 	}
-	for _, st := range p.Resume {
+	for _, st := range append(p.Resume, p.Steps...) {
 		if st.Rollback != nil {
 			fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(st.Rollback))
 		}
@@ -485,7 +543,7 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	if p.AfterArgv != nil {
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
 	}
-	if p.SendArgv != nil || p.Resume != nil {
+	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil {
 		fmt.Fprintf(b, "%s  %s: zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
 	}
 	if p.Then != nil {

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -286,7 +287,18 @@ func TestPlanTopHasTargetChildLacksIt(t *testing.T) {
 	s := slave(m, 2)
 	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[4:5])...) // proto@3 only
 	p := mustPlan(t, m, s, req)
-	if p.Mode != ModeIncremental || p.Base != "zpool/proto@2" || !p.Force || len(p.Destroys) != 0 {
+	if p.Mode != ModeComplete || p.Base != "zpool/proto@2" || p.Force || p.SendArgv != nil || len(p.Steps) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	if st := p.Steps[0]; st.Dataset != "tank/proto/etc" || argv(st.SendArgv) != "zfs send -I @2 zpool/proto/etc@3" || argv(st.ReceiveArgv) != "zfs receive -s -u tank/proto/etc" {
+		t.Errorf("step %+v", st)
+	}
+	if !strings.Contains(p.String(), "local:  zfs send -I @2 zpool/proto/etc@3 | slave2: zfs receive -s -u tank/proto/etc") {
+		t.Errorf("dry run:\n%s", p)
+	}
+	// a child that lacks every earlier snapshot too: the whole -R stream again, with -F
+	s.Snapshots = slices.DeleteFunc(s.Snapshots, func(x zfs.Snapshot) bool { return x.Dataset == "tank/proto/etc" })
+	if p := mustPlan(t, m, s, req); p.Mode != ModeIncremental || !p.Force || len(p.Destroys) != 0 {
 		t.Errorf("plan %+v", p)
 	}
 }

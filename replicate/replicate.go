@@ -54,6 +54,9 @@ type Result struct {
 	// master) and was dropped with zfs receive -A.
 	Resumed   []string `json:"resumed,omitempty"`
 	Discarded []string `json:"discarded,omitempty"`
+	// Completed lists the children that an interrupted -R stream had not reached, each sent on
+	// its own (zfs send -I) once the top dataset had the target.
+	Completed []string `json:"completed,omitempty"`
 	// SharedWith names the other slaves fed from the same zfs send.
 	SharedWith []string `json:"shared_with,omitempty"`
 	// Mounted lists the received file systems mounted on the slave afterwards.
@@ -206,7 +209,7 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i, p := range plans {
-		if p == nil || p.Mode != ModeResume {
+		if p == nil || (p.Mode != ModeResume && p.Mode != ModeComplete) {
 			continue
 		}
 		wg.Add(1)
@@ -216,7 +219,7 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 			mu.Lock()
 			defer mu.Unlock()
 			results[i].Bytes += n
-			results[i].Resumed, results[i].Discarded = rs.resumed, rs.discarded
+			results[i].Resumed, results[i].Discarded, results[i].Completed = rs.resumed, rs.discarded, rs.completed
 			if err != nil {
 				plans[i] = nil
 				fail(i, err)
@@ -283,14 +286,14 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	// every slave that received something: its prototype read-only and mounted
 	for i := range results {
 		res := &results[i]
-		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed) == 0 && len(res.Discarded) == 0) {
+		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed)+len(res.Discarded)+len(res.Completed) == 0) {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := bySlave[res.Slave]
-			mounted, err := r.finish(ctx, *s, plans[i].SlaveDataset, len(res.Resumed) > 0)
+			mounted, err := r.finish(ctx, *s, plans[i].SlaveDataset, len(res.Resumed)+len(res.Completed) > 0)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Mounted = mounted
@@ -319,7 +322,7 @@ func (r *Replicator) finish(ctx context.Context, s Slave, dataset string, resume
 }
 
 // resumed is what resume did, for the result.
-type resumed struct{ resumed, discarded []string }
+type resumed struct{ resumed, discarded, completed []string }
 
 // resume finishes each interrupted receive of p, then plans the slave again. A resume whose
 // stream can no longer be made (its snapshot is gone on the master) is discarded with
@@ -327,10 +330,40 @@ type resumed struct{ resumed, discarded []string }
 func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) (*Plan, int64, resumed, error) {
 	var total int64
 	var rs resumed
+	// a resumed -R stream can leave children to complete: at most resume, complete, done
+	for round := 0; p.Mode == ModeResume || p.Mode == ModeComplete; round++ {
+		if round == 2 {
+			return nil, total, rs, fmt.Errorf("%s: %s: still incomplete after %s; see rollout replicate --dry-run", s.Name, p.SlaveDataset, strings.Join(append(rs.resumed, rs.completed...), ", "))
+		}
+		np, n, err := r.resumeOnce(ctx, s, p, opt, &rs)
+		total += n
+		if err != nil {
+			return nil, total, rs, err
+		}
+		p = np
+	}
+	return p, total, rs, nil
+}
+
+// resumeOnce runs p's resume or completion steps, then plans the slave again.
+func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Options, rs *resumed) (*Plan, int64, error) {
+	var total int64
+	for _, st := range p.Steps {
+		size := int64(-1)
+		if out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...); err == nil {
+			size, _ = ParseSendSize(out)
+		}
+		outs := r.stream(ctx, st.SendArgv, size, "complete "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
+		total += outs[0].bytes
+		if outs[0].err != nil {
+			return nil, total, outs[0].err
+		}
+		rs.completed = append(rs.completed, st.Dataset)
+	}
 	for _, st := range p.Resume {
 		if st.Rollback != nil {
 			if err := s.Runner.Run(ctx, command.Cmd{Argv: st.Rollback}); err != nil {
-				return nil, total, rs, fmt.Errorf("%s: %s: %w", s.Name, st.Dataset, err)
+				return nil, total, fmt.Errorf("%s: %s: %w", s.Name, st.Dataset, err)
 			}
 		}
 		// the dry run tells whether the token's stream can still be made, before anything is sent
@@ -350,29 +383,26 @@ func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) 
 				continue
 			}
 			if !staleResume(err) {
-				return nil, total, rs, err
+				return nil, total, err
 			}
 		}
 		r.log().Warn("resume impossible, discarding the partial receive", "slave", s.Name, "dataset", st.Dataset, "err", err)
 		if err := s.Runner.Run(ctx, command.Cmd{Argv: AbortArgv(st.Dataset)}); err != nil {
-			return nil, total, rs, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
+			return nil, total, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
 		}
 		rs.discarded = append(rs.discarded, st.Dataset)
 	}
 	m, err := QueryMaster(ctx, r.Local, r.Dataset)
 	if err != nil {
-		return nil, total, rs, err
+		return nil, total, err
 	}
 	target := strings.TrimPrefix(p.Target, r.Dataset+"@")
 	np, err := r.planSlave(ctx, m, s, target, opt.Force)
 	if err != nil {
-		return nil, total, rs, err
-	}
-	if np.Mode == ModeResume {
-		return nil, total, rs, fmt.Errorf("%s: %s still has an interrupted receive after resuming it", s.Name, np.Resume[0].Dataset)
+		return nil, total, err
 	}
 	r.estimate(ctx, np)
-	return np, total, rs, nil
+	return np, total, nil
 }
 
 // AbortArgv discards the partial state of an interrupted receive -s.
