@@ -290,3 +290,226 @@ func TestReplicateResumeAndStaleToken(t *testing.T) {
 		t.Errorf("slave @4 VERSION %q", got)
 	}
 }
+
+// withNewHostKey gives the slave a new sshd host key (as a reinstall would) until the test
+// ends; the master's known_hosts keeps the old one. The swap and the restore go through the
+// master (without host key checking, for this one maintenance step only), so the lab's own
+// verified connection to the slave is never needed while the key differs.
+func withNewHostKey(t *testing.T, m, s *guest) {
+	t.Helper()
+	ssh := fmt.Sprintf("ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p %s root@10.0.2.2", s.port())
+	m.sh(ssh + ` 'set -e; cd /etc/ssh; cp -p ssh_host_ed25519_key /root/hk.orig; cp -p ssh_host_ed25519_key.pub /root/hk.orig.pub
+rm -f ssh_host_ed25519_key ssh_host_ed25519_key.pub; ssh-keygen -q -t ed25519 -N "" -f ssh_host_ed25519_key; systemctl reload ssh'`)
+	t.Cleanup(func() {
+		m.sh(ssh + ` 'set -e; cd /etc/ssh; cp -p /root/hk.orig ssh_host_ed25519_key; cp -p /root/hk.orig.pub ssh_host_ed25519_key.pub; systemctl reload ssh'`)
+	})
+}
+
+func TestReplicateRefusesChangedHostKey(t *testing.T) {
+	m, ss := replSetup(t, "slave1")
+	s := ss[0]
+	if r := m.rollout("replicate", "--to", "slave1"); r.code != 0 {
+		t.Fatalf("first replicate: %+v", r)
+	}
+	m.sh("echo 2 > /jail/proto/VERSION")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+	before := state(s)
+
+	withNewHostKey(t, m, s)
+	r := m.rollout("replicate", "--to", "slave1")
+	oneLineError(t, "changed host key", r, "slave1: HOST KEY CHANGED for 10.0.2.2:"+s.port(), "/root/.ssh/known_hosts:", "suspect an attack")
+	r = m.rollout("replicate", "--to", "slave1", "--dry-run")
+	oneLineError(t, "changed host key, dry run", r, "HOST KEY CHANGED")
+	if after := state(s); after != before {
+		t.Errorf("slave changed although its host key was refused:\n%s\n%s", before, after)
+	}
+}
+
+func TestReplicateDivergedAndInUse(t *testing.T) {
+	m, ss := replSetup(t, "slave1")
+	s := ss[0]
+	if r := m.rollout("replicate", "--to", "slave1"); r.code != 0 {
+		t.Fatalf("first replicate: %+v", r)
+	}
+	m.sh("echo 2 > /jail/proto/VERSION")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+
+	// a snapshot made on the slave, which the master lacks
+	s.must("zfs", "snapshot", "-r", "zpool/proto@local")
+	before := state(s)
+	r := m.rollout("replicate", "--to", "slave1")
+	oneLineError(t, "slave-only snapshot", r, "slave1: refusing to replicate", "zpool/proto has snapshots newer than the base that the master lacks: @local", "--force")
+	if after := state(s); after != before {
+		t.Errorf("refused run changed the slave:\n%s\n%s", before, after)
+	}
+	r = m.rollout("replicate", "--to", "slave1", "--force")
+	if r.code != 0 || !strings.Contains(r.stdout, "slave1: incremental zpool/proto@1 -> zpool/proto@2") {
+		t.Fatalf("--force: %+v", r)
+	}
+	sameSnapshots(t, m, s) // @local is gone, @2 is there
+	if got := s.must("cat", "/jail/proto/.zfs/snapshot/2/VERSION"); got != "2\n" {
+		t.Errorf("slave @2 VERSION %q", got)
+	}
+
+	// a slave vhost runs on @1; the master prunes @1 and moves on to @3
+	s.must("zfs", "create", "-o", "mountpoint=none", "-o", "rollout:snapshot=zpool/proto@1", "zpool/vhost1")
+	m.must("zfs", "destroy", "-r", "zpool/proto@1")
+	m.sh("echo 3 > /jail/proto/VERSION")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+	// a plain incremental keeps @1: nothing to refuse, with or without --force
+	r = m.rollout("replicate", "--to", "slave1", "--force")
+	if r.code != 0 || !strings.Contains(r.stdout, "slave1: incremental zpool/proto@2 -> zpool/proto@3") {
+		t.Fatalf("replicate past a pruned snapshot in use: %+v", r)
+	}
+	if got := keys(snapGUIDs(s)); got != "proto/etc@1 proto/etc@2 proto/etc@3 proto@1 proto@2 proto@3" {
+		t.Errorf("slave snapshots after the prune: %s", got)
+	}
+
+	// now the slave also has a snapshot of its own, so only receive -F would do; -F would
+	// destroy the @1 that vhost1 runs on: refused, even with --force
+	s.must("zfs", "snapshot", "-r", "zpool/proto@local2")
+	m.sh("echo 4 > /jail/proto/VERSION")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+	before = state(s)
+	r = m.rollout("replicate", "--to", "slave1")
+	oneLineError(t, "slave-only snapshot with a vhost on a pruned one", r, "@local2", "--force")
+	r = m.rollout("replicate", "--to", "slave1", "--force")
+	oneLineError(t, "--force over a snapshot in use", r, "zpool/proto@1 (used by zpool/vhost1)", "never, even with --force")
+	if after := state(s); after != before {
+		t.Errorf("refused run changed the slave:\n%s\n%s", before, after)
+	}
+	if got := s.must("cat", "/jail/proto/.zfs/snapshot/1/VERSION"); got != "1\n" {
+		t.Errorf("slave @1 VERSION %q", got)
+	}
+}
+
+func TestReplicateTwoSlavesOneSend(t *testing.T) {
+	m, ss := replSetup(t, "slave1", "slave2")
+	m.sh("head -c 8M /dev/urandom > /jail/proto/bin/blob")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot") // @2
+
+	// --dry-run: base, target, size and the exact commands, for both; nothing changes
+	before := []string{state(ss[0]), state(ss[1])}
+	r := m.rollout("replicate", "--to", "slave1", "--to", "slave2", "--dry-run")
+	if r.code != 0 {
+		t.Fatalf("dry run: %+v", r)
+	}
+	for _, n := range []string{"slave1", "slave2"} {
+		for _, w := range []string{n + ": full send of zpool/proto@2, about ", "local:  zfs send -R zpool/proto@2\n",
+			n + ": zfs receive -s -u -o readonly=on -d zpool\n", n + ": zfs set readonly=on zpool/proto\n"} {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("dry run lacks %q:\n%s", w, r.stdout)
+			}
+		}
+	}
+	r = m.rollout("--json", "replicate", "--to", "slave1", "--to", "slave2", "--dry-run")
+	var plans []replPlan
+	if err := json.Unmarshal([]byte(r.stdout), &plans); err != nil || len(plans) != 2 {
+		t.Fatalf("dry run --json: %v %+v", err, r)
+	}
+	for _, p := range plans {
+		if p.Mode != "full" || p.Target != "zpool/proto@2" || p.EstimatedBytes < 8<<20 || strings.Join(p.Send, " ") != "zfs send -R zpool/proto@2" {
+			t.Errorf("plan %+v", p)
+		}
+	}
+	for i, s := range ss {
+		if state(s) != before[i] {
+			t.Errorf("dry run changed %s", s.name)
+		}
+	}
+
+	// both are fresh: one full send feeds both
+	r = m.rollout("--json", "--verbose", "replicate", "--to", "slave1", "--to", "slave2")
+	checkShared(t, r, "zfs send -R zpool/proto@2")
+	for _, s := range ss {
+		sameSnapshots(t, m, s)
+		if got := s.must("cat", "/jail/proto/.zfs/snapshot/2/VERSION"); got != "1\n" {
+			t.Errorf("%s: VERSION %q", s.name, got)
+		}
+	}
+
+	// both at @2: one incremental send feeds both
+	m.sh("echo 3 > /jail/proto/VERSION; head -c 4M /dev/urandom > /jail/proto/bin/blob")
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+	r = m.rollout("--json", "--verbose", "replicate", "--to", "slave1", "--to", "slave2")
+	checkShared(t, r, "zfs send -R -I @2 zpool/proto@3")
+	for _, s := range ss {
+		sameSnapshots(t, m, s)
+	}
+
+	// different bases: two sends (slave2 is held back at @3)
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
+	if r := m.rollout("replicate", "--to", "slave1"); r.code != 0 {
+		t.Fatal(r)
+	}
+	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot") // @5
+	r = m.rollout("--json", "--verbose", "replicate", "--to", "slave1", "--to", "slave2")
+	if n := sends(r.stderr); n != 2 || len(decodeResults(t, r)[0].Shared) != 0 {
+		t.Errorf("different bases: %d sends, want 2\n%s", n, r.stderr)
+	}
+	for _, s := range ss {
+		sameSnapshots(t, m, s)
+	}
+}
+
+// sends counts the zfs send processes the master ran (the dry runs for size estimates excluded),
+// from rollout's --verbose log, which has a line for every command run.
+func sends(log string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "msg=exec host=local") && strings.Contains(l, `cmd="zfs send`) && !strings.Contains(l, "zfs send -n") {
+			n++
+		}
+	}
+	return n
+}
+
+func checkShared(t *testing.T, r result, send string) {
+	t.Helper()
+	res := decodeResults(t, r)
+	if r.code != 0 || len(res) != 2 {
+		t.Fatalf("replicate to both: %+v", r)
+	}
+	if n := sends(r.stderr); n != 1 || !strings.Contains(r.stderr, `cmd="`+send+`"`) {
+		t.Errorf("%d zfs send runs, want one %q:\n%s", n, send, r.stderr)
+	}
+	receives := 0
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "msg=exec host=slave") && strings.Contains(l, `cmd="zfs receive`) {
+			receives++
+		}
+	}
+	if receives != 2 {
+		t.Errorf("%d receives, want 2:\n%s", receives, r.stderr)
+	}
+	if strings.Join(res[0].Shared, ",") != res[1].Slave || strings.Join(res[1].Shared, ",") != res[0].Slave {
+		t.Errorf("shared_with: %+v", res)
+	}
+	for _, x := range res {
+		if x.Bytes == 0 || x.Bytes != res[0].Bytes {
+			t.Errorf("bytes: %+v", res)
+		}
+	}
+}
+
+func TestReplicateBadInput(t *testing.T) {
+	m, ss := replSetup(t, "slave1")
+	before := []string{state(m), state(ss[0])}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown slave", []string{"replicate", "--to", "nosuch"}, "nosuch"},
+		{"shell metacharacters", []string{"replicate", "--to", "slave1", "proto@2;reboot"}, `"proto@2;reboot"`},
+		{"missing snapshot", []string{"replicate", "--to", "slave1", "proto@7"}, "7"},
+		{"no destination", []string{"replicate"}, "--to NAME or --all"},
+		{"bad bwlimit", []string{"replicate", "--to", "slave1", "--bwlimit", "fast"}, "--bwlimit"},
+	}
+	for _, c := range cases {
+		oneLineError(t, c.name, m.rollout(c.args...), c.want)
+	}
+	if state(m) != before[0] || state(ss[0]) != before[1] {
+		t.Error("refused commands changed a pool")
+	}
+}
