@@ -206,3 +206,21 @@ func TestMountReplicaRefusesCoveredMountpoint(t *testing.T) {
 		}
 	}
 }
+
+// A resume whose snapshot is gone on the master is recognised however the failure reached us:
+// from the dry run directly, or wrapped in the receive's error after the send failed.
+func TestStaleResume(t *testing.T) {
+	send := &command.Error{Host: "local", Argv: []string{"zfs", "send", "-t", "1-x"}, ExitCode: 255,
+		Stderr: "cannot resume send: 'zpool/proto@3' used in the initial send no longer exists\n", Err: fmt.Errorf("exit status 255")}
+	recv := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1,
+		Err: fmt.Errorf("stdin: %w", fmt.Errorf("zfs send failed: %w", send))}
+	for _, err := range []error{send, recv, fmt.Errorf("slave1: %w", recv)} {
+		if !staleResume(err) {
+			t.Errorf("not seen as stale: %v", err)
+		}
+	}
+	other := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1, Stderr: "cannot receive: checksum mismatch", Err: fmt.Errorf("exit status 1")}
+	if staleResume(other) || staleResume(nil) {
+		t.Error("a checksum error is not a stale token")
+	}
+}
