@@ -45,6 +45,7 @@ demo:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./etcmerge/
 	replicate/bench/ssh-throughput.sh
+	integration/bench-replicate
 
 lab-build:
 	integration/lab build

@@ -20,6 +20,10 @@ const (
 	ModeFull        Mode = "full"        // zfs send -R target
 	ModeIncremental Mode = "incremental" // zfs send -R -I @base target
 	ModeResume      Mode = "resume"      // zfs send -t TOKEN for an interrupted receive, then plan again
+	// ModeComplete finishes an interrupted -R stream whose top dataset already has the target:
+	// zfs send -I @base DS@target for each child that lacks it, then plan again (re-sending
+	// the whole -R stream would move the top's data, which is usually most of it, again)
+	ModeComplete Mode = "complete"
 )
 
 // MasterState is the prototype on this host.
@@ -75,6 +79,7 @@ type Plan struct {
 	Force          bool     `json:"force"`              // receive -F is used
 	Destroys       []string `json:"destroys,omitempty"` // slave snapshots and file systems receive -F destroys
 	Resume         []Step   `json:"resume,omitempty"`   // interrupted receives to finish first
+	Steps          []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
 	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
 	Reasons        []string `json:"reasons,omitempty"`  // why this plan
 }
@@ -205,6 +210,64 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	return p, nil
 }
 
+// completeSteps returns one incremental send per slave dataset that lacks the target when the
+// slave's top dataset has it, each from that dataset's newest snapshot before the target that
+// the slave has (by guid). Nil when the top lacks the target, or when some dataset that lacks it
+// has no such base (then the whole -R stream is sent again).
+func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot) []Step {
+	if _, ok := byGUID(st[""])[target.GUID]; !ok {
+		return nil
+	}
+	var steps []Step
+	for _, rel := range sortedKeys(mt) {
+		have := byGUID(st[rel])
+		l := mt[rel]
+		ti := -1
+		for i, x := range l {
+			if x.Name == target.Name && x.CreateTXG == target.CreateTXG {
+				ti = i
+			}
+		}
+		if ti < 0 {
+			continue // the dataset has no such snapshot: not in the stream
+		}
+		if _, ok := have[l[ti].GUID]; ok {
+			continue
+		}
+		bi := -1
+		for i := ti - 1; i >= 0; i-- {
+			if _, ok := have[l[i].GUID]; ok {
+				bi = i
+				break
+			}
+		}
+		if bi < 0 {
+			return nil
+		}
+		sds := s.Dataset + rel
+		steps = append(steps, Step{Dataset: sds,
+			SendArgv:    []string{"zfs", "send", "-I", "@" + l[bi].Name, l[ti].FullName()},
+			ReceiveArgv: []string{"zfs", "receive", "-s", "-u", sds}})
+	}
+	return steps
+}
+
+// hasTarget reports whether the slave has the target snapshot, by guid, on every dataset that
+// the master has it on.
+func hasTarget(mt, st tree, target zfs.Snapshot) bool {
+	for rel, l := range mt {
+		for _, x := range l {
+			if x.Name != target.Name || x.CreateTXG != target.CreateTXG {
+				continue
+			}
+			if _, ok := byGUID(st[rel])[x.GUID]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func newest(snaps []zfs.Snapshot, ds string) string {
 	var last *zfs.Snapshot
 	for i := range snaps {
@@ -236,7 +299,7 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	}
 	target := top[ti]
 
-	if _, ok := byGUID(st[""])[target.GUID]; ok {
+	if hasTarget(mt, st, target) {
 		p.Mode = ModeNone
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has %s@%s (guid %d)", s.Dataset, s.Dataset, target.Name, target.GUID))
 		return p, nil
@@ -265,7 +328,10 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		}
 	}
 
-	// base: the newest master snapshot before the target that the slave has, matched by guid
+	// base: the newest master snapshot before the target that the slave has, matched by guid.
+	// (The slave's top dataset can have the target while a child lacks it: a -R stream cut
+	// after the top's part and resumed. The target is then no base: the stream from the
+	// snapshot before it completes the children.)
 	var base *zfs.Snapshot
 	slaveTop := byGUID(st[""])
 	for i := ti - 1; i >= 0; i-- {
@@ -326,9 +392,20 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		}
 	}
 
-	force := req.Force
+	// --force allows receive -F; it is used only when the slave needs it (a plain receive keeps
+	// every slave snapshot, so a vhost's older snapshot the master has pruned is kept)
+	force := len(reasons) > 0
 	if len(reasons) > 0 && !req.Force {
 		return nil, refuse(append(reasons, "--force would use receive -F, which rolls the slave back and destroys what the master lacks (never a snapshot a vhost uses)")...)
+	}
+	if len(reasons) == 0 && ahead {
+		if steps := completeSteps(m, s, mt, st, target); steps != nil {
+			p.Mode = ModeComplete
+			p.Base = base.FullName()
+			p.Steps = steps
+			p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has @%s but some children lack it (an interrupted replication stream): completing each of them", s.Dataset, target.Name))
+			return p, nil
+		}
 	}
 	if ahead && !force {
 		// the slave has master snapshots past the base in some child: the rest of an interrupted
@@ -339,7 +416,7 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	if force {
 		p.Force = true
 		p.Destroys = destroyed(s, st, sendSet)
-		if len(p.Destroys) > 0 && !req.Force {
+		if len(p.Destroys) > 0 && !req.Force && len(reasons) == 0 {
 			return nil, refuse(fmt.Sprintf("completing the stream with receive -F would destroy %s; --force to accept", strings.Join(p.Destroys, ", ")))
 		}
 		if used := inUse(p.Destroys, s); len(used) > 0 {
@@ -440,6 +517,8 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		return
 	case ModeResume:
 		fmt.Fprintf(b, "%s%s: resume interrupted receive\n", indent, p.Slave)
+	case ModeComplete:
+		fmt.Fprintf(b, "%s%s: complete interrupted stream %s -> %s\n", indent, p.Slave, p.Base, p.Target)
 	case ModeFull:
 		fmt.Fprintf(b, "%s%s: full send of %s%s\n", indent, p.Slave, p.Target, sizeNote(p.EstimatedBytes))
 	case ModeIncremental:
@@ -451,7 +530,7 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	for _, d := range p.Destroys {
 		fmt.Fprintf(b, "%s  # receive -F destroys %s\n", indent, d)
 	}
-	for _, st := range p.Resume {
+	for _, st := range append(p.Resume, p.Steps...) {
 		if st.Rollback != nil {
 			fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(st.Rollback))
 		}
@@ -463,6 +542,9 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	}
 	if p.AfterArgv != nil {
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
+	}
+	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil {
+		fmt.Fprintf(b, "%s  %s: zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
 	}
 	if p.Then != nil {
 		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,7 +128,8 @@ func TestPlanIncrementalFromNewestCommonByGUID(t *testing.T) {
 		"  # newest common snapshot (by guid): @2\n" +
 		"  local:  zfs send -R -I @2 zpool/proto@3\n" +
 		"  slave2: zfs receive -s -u -d tank\n" +
-		"  slave2: zfs set readonly=on tank/proto\n"
+		"  slave2: zfs set readonly=on tank/proto\n" +
+		"  slave2: zfs mount DATASET, for each file system below tank/proto not yet mounted\n"
 	if got := p.String(); got != want {
 		t.Errorf("String():\n%s\nwant:\n%s", got, want)
 	}
@@ -276,6 +278,44 @@ func TestPlanCompletesInterruptedStream(t *testing.T) {
 	// ... unless -F would destroy something: then only with --force
 	s.Snapshots = append(s.Snapshots, zfs.Snapshot{Dataset: "tank/proto/etc", Name: "old", GUID: 3, CreateTXG: 2})
 	mustRefuse(t, m, s, req, "would destroy tank/proto/etc@old")
+}
+
+// The top got the target through a resumed stream, the child did not: not up to date; the
+// stream from the snapshot before completes it.
+func TestPlanTopHasTargetChildLacksIt(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 2)
+	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[4:5])...) // proto@3 only
+	p := mustPlan(t, m, s, req)
+	if p.Mode != ModeComplete || p.Base != "zpool/proto@2" || p.Force || p.SendArgv != nil || len(p.Steps) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	if st := p.Steps[0]; st.Dataset != "tank/proto/etc" || argv(st.SendArgv) != "zfs send -I @2 zpool/proto/etc@3" || argv(st.ReceiveArgv) != "zfs receive -s -u tank/proto/etc" {
+		t.Errorf("step %+v", st)
+	}
+	if !strings.Contains(p.String(), "local:  zfs send -I @2 zpool/proto/etc@3 | slave2: zfs receive -s -u tank/proto/etc") {
+		t.Errorf("dry run:\n%s", p)
+	}
+	// a child that lacks every earlier snapshot too: the whole -R stream again, with -F
+	s.Snapshots = slices.DeleteFunc(s.Snapshots, func(x zfs.Snapshot) bool { return x.Dataset == "tank/proto/etc" })
+	if p := mustPlan(t, m, s, req); p.Mode != ModeIncremental || !p.Force || len(p.Destroys) != 0 {
+		t.Errorf("plan %+v", p)
+	}
+}
+
+// --force allows -F; it does not use it when a plain receive does the job, so a slave's older
+// snapshots (which a vhost may run on) are kept.
+func TestPlanForceOnlyWhenNeeded(t *testing.T) {
+	m := master("2", "3")
+	m.Snapshots = snaps("zpool/proto", 1002, "2", "3") // @1 pruned on the master
+	s := slave(master("1", "2", "3"), 2)
+	s.InUse["tank/proto@1"] = []string{"tank/vhost1"}
+	r := req
+	r.Force = true
+	p := mustPlan(t, m, s, r)
+	if p.Mode != ModeIncremental || p.Force || len(p.Destroys) != 0 || argv(p.ReceiveArgv) != "zfs receive -s -u -d tank" {
+		t.Errorf("plan %+v", p)
+	}
 }
 
 func TestPlanUnknownTarget(t *testing.T) {

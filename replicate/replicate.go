@@ -49,7 +49,19 @@ type Result struct {
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
 	Error   string  `json:"error,omitempty"`
-	Plan    *Plan   `json:"-"`
+	// Resumed lists the slave datasets whose interrupted receive was finished with zfs send -t;
+	// Discarded those whose partial receive could not be resumed (its snapshot is gone on the
+	// master) and was dropped with zfs receive -A.
+	Resumed   []string `json:"resumed,omitempty"`
+	Discarded []string `json:"discarded,omitempty"`
+	// Completed lists the children that an interrupted -R stream had not reached, each sent on
+	// its own (zfs send -I) once the top dataset had the target.
+	Completed []string `json:"completed,omitempty"`
+	// SharedWith names the other slaves fed from the same zfs send.
+	SharedWith []string `json:"shared_with,omitempty"`
+	// Mounted lists the received file systems mounted on the slave afterwards.
+	Mounted []string `json:"mounted,omitempty"`
+	Plan    *Plan    `json:"-"`
 }
 
 func (r *Replicator) log() *slog.Logger {
@@ -197,16 +209,17 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i, p := range plans {
-		if p == nil || p.Mode != ModeResume {
+		if p == nil || (p.Mode != ModeResume && p.Mode != ModeComplete) {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			np, n, err := r.resume(ctx, *bySlave[p.Slave], p, opt)
+			np, n, rs, err := r.resume(ctx, *bySlave[p.Slave], p, opt)
 			mu.Lock()
 			defer mu.Unlock()
 			results[i].Bytes += n
+			results[i].Resumed, results[i].Discarded, results[i].Completed = rs.resumed, rs.discarded, rs.completed
 			if err != nil {
 				plans[i] = nil
 				fail(i, err)
@@ -255,6 +268,11 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 			mu.Lock()
 			defer mu.Unlock()
 			for j, i := range idx {
+				for _, o := range idx {
+					if o != i {
+						results[i].SharedWith = append(results[i].SharedWith, plans[o].Slave)
+					}
+				}
 				results[i].Bytes += outs[j].bytes
 				results[i].Seconds = time.Since(start).Seconds()
 				if outs[j].err != nil {
@@ -264,35 +282,115 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 		}()
 	}
 	wg.Wait()
+
+	// every slave that received something: its prototype read-only and mounted
+	for i := range results {
+		res := &results[i]
+		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed)+len(res.Discarded)+len(res.Completed) == 0) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := bySlave[res.Slave]
+			mounted, err := r.finish(ctx, *s, plans[i].SlaveDataset, len(res.Resumed)+len(res.Completed) > 0)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Mounted = mounted
+			if err != nil {
+				fail(i, err)
+			}
+		}()
+	}
+	wg.Wait()
 	return results, errorOrNil(merr)
 }
+
+// finish leaves the slave's prototype as its jails need it after a receive: read-only (again
+// after a resume, whose stream may have been the first full one) and mounted.
+func (r *Replicator) finish(ctx context.Context, s Slave, dataset string, resumed bool) ([]string, error) {
+	if resumed {
+		if err := s.Runner.Run(ctx, command.Cmd{Argv: ReadonlyArgv(dataset)}); err != nil {
+			return nil, fmt.Errorf("%s: received, but: %w", s.Name, err)
+		}
+	}
+	mounted, err := mountReplica(ctx, s.Runner, dataset)
+	if len(mounted) > 0 {
+		r.log().Info("mounted", "slave", s.Name, "datasets", strings.Join(mounted, " "))
+	}
+	return mounted, err
+}
+
+// resumed is what resume did, for the result.
+type resumed struct{ resumed, discarded, completed []string }
 
 // resume finishes each interrupted receive of p, then plans the slave again. A resume whose
 // stream can no longer be made (its snapshot is gone on the master) is discarded with
 // zfs receive -A, and the new plan starts from a guid-verified base instead.
-func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) (*Plan, int64, error) {
+func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) (*Plan, int64, resumed, error) {
 	var total int64
+	var rs resumed
+	// a resumed -R stream can leave children to complete: at most resume, complete, done
+	for round := 0; p.Mode == ModeResume || p.Mode == ModeComplete; round++ {
+		if round == 2 {
+			return nil, total, rs, fmt.Errorf("%s: %s: still incomplete after %s; see rollout replicate --dry-run", s.Name, p.SlaveDataset, strings.Join(append(rs.resumed, rs.completed...), ", "))
+		}
+		np, n, err := r.resumeOnce(ctx, s, p, opt, &rs)
+		total += n
+		if err != nil {
+			return nil, total, rs, err
+		}
+		p = np
+	}
+	return p, total, rs, nil
+}
+
+// resumeOnce runs p's resume or completion steps, then plans the slave again.
+func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Options, rs *resumed) (*Plan, int64, error) {
+	var total int64
+	for _, st := range p.Steps {
+		size := int64(-1)
+		if out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...); err == nil {
+			size, _ = ParseSendSize(out)
+		}
+		outs := r.stream(ctx, st.SendArgv, size, "complete "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
+		total += outs[0].bytes
+		if outs[0].err != nil {
+			return nil, total, outs[0].err
+		}
+		rs.completed = append(rs.completed, st.Dataset)
+	}
 	for _, st := range p.Resume {
 		if st.Rollback != nil {
 			if err := s.Runner.Run(ctx, command.Cmd{Argv: st.Rollback}); err != nil {
 				return nil, total, fmt.Errorf("%s: %s: %w", s.Name, st.Dataset, err)
 			}
 		}
+		// the dry run tells whether the token's stream can still be made, before anything is sent
 		size := int64(-1)
-		if out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...); err == nil {
+		out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...)
+		if err == nil {
 			size, _ = ParseSendSize(out)
+		} else if !staleResume(err) {
+			r.log().Debug("no size estimate", "slave", s.Name, "dataset", st.Dataset, "err", err)
 		}
-		outs := r.stream(ctx, st.SendArgv, size, "resume "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
-		total += outs[0].bytes
-		if err := outs[0].err; err != nil {
+		if err == nil || !staleResume(err) {
+			outs := r.stream(ctx, st.SendArgv, size, "resume "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
+			total += outs[0].bytes
+			err = outs[0].err
+			if err == nil {
+				rs.resumed = append(rs.resumed, st.Dataset)
+				continue
+			}
 			if !staleResume(err) {
 				return nil, total, err
 			}
-			r.log().Warn("resume impossible, discarding the partial receive", "slave", s.Name, "dataset", st.Dataset, "err", err)
-			if err := s.Runner.Run(ctx, command.Cmd{Argv: []string{"zfs", "receive", "-A", st.Dataset}}); err != nil {
-				return nil, total, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
-			}
 		}
+		r.log().Warn("resume impossible, discarding the partial receive", "slave", s.Name, "dataset", st.Dataset, "err", err)
+		if err := s.Runner.Run(ctx, command.Cmd{Argv: AbortArgv(st.Dataset)}); err != nil {
+			return nil, total, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
+		}
+		rs.discarded = append(rs.discarded, st.Dataset)
 	}
 	m, err := QueryMaster(ctx, r.Local, r.Dataset)
 	if err != nil {
@@ -303,21 +401,21 @@ func (r *Replicator) resume(ctx context.Context, s Slave, p *Plan, opt Options) 
 	if err != nil {
 		return nil, total, err
 	}
-	if np.Mode == ModeResume {
-		return nil, total, fmt.Errorf("%s: %s still has an interrupted receive after resuming it", s.Name, np.Resume[0].Dataset)
-	}
 	r.estimate(ctx, np)
 	return np, total, nil
 }
 
+// AbortArgv discards the partial state of an interrupted receive -s.
+func AbortArgv(dataset string) []string { return []string{"zfs", "receive", "-A", dataset} }
+
 // staleResume reports whether a resume failed because its stream cannot be produced any more:
 // the snapshot (or the base of the increment) named in the token was destroyed on the master.
+// The whole chain is looked at: a failed send reaches the caller wrapped in the receive's error.
 func staleResume(err error) bool {
-	var ce *command.Error
-	if !errors.As(err, &ce) {
+	if err == nil {
 		return false
 	}
-	msg := ce.Stderr
+	msg := err.Error()
 	return strings.Contains(msg, "no longer exists") || strings.Contains(msg, "does not exist") ||
 		strings.Contains(msg, "resume token is corrupt") || strings.Contains(msg, "kernel modules must be upgraded")
 }

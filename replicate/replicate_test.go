@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,10 @@ func slaveHost(name string, have ...string) *fakeHost {
 	h := &fakeHost{name: name, failAfter: -1, outputs: map[string]string{
 		command.Quote(inUseArgv("tank")): "tank/vhost1\trollout:snapshot\ttank/proto@1\n",
 		"zfs set readonly=on tank/proto": "",
+		command.Quote(mountListArgv()): "tank\tno\ton\tnone\ntank/proto\tno\ton\t/jail/proto\n" +
+			"tank/proto/etc\tno\ton\t/jail/proto/etc\ntank/vhost1\tno\toff\tnone\n",
+		"zfs mount tank/proto":     "",
+		"zfs mount tank/proto/etc": "",
 	}}
 	if len(have) == 0 {
 		h.outputs[listSnaps+"tank/proto"] = "ERR:cannot open 'tank/proto': dataset does not exist"
@@ -143,6 +148,18 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 	if !contains(s1.commands(), "zfs set readonly=on tank/proto") || contains(bad.commands(), "zfs set readonly=on tank/proto") {
 		t.Errorf("readonly=on should follow successful receives only")
 	}
+	// received replicas are mounted, parents first; a failed or up-to-date slave is left alone
+	for _, h := range []*fakeHost{s1, s2, fresh} {
+		c := h.commands()
+		if !contains(c, "zfs mount tank/proto") || !contains(c, "zfs mount tank/proto/etc") || slices.Index(c, "zfs mount tank/proto") > slices.Index(c, "zfs mount tank/proto/etc") {
+			t.Errorf("%s: mounts %q", h.name, c)
+		}
+	}
+	for _, h := range []*fakeHost{s3, bad} {
+		if contains(h.commands(), "zfs mount tank/proto") {
+			t.Errorf("%s: mounted", h.name)
+		}
+	}
 	if len(s3.received) != 0 {
 		t.Errorf("up-to-date slave received a stream")
 	}
@@ -151,6 +168,9 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 		byName[r.Slave] = r
 	}
 	if r := byName["s1"]; r.Mode != ModeIncremental || r.Base != "zpool/proto@2" || r.Target != "zpool/proto@3" || r.Bytes != int64(len(stream)) || r.Error != "" {
+		t.Errorf("s1 result %+v", r)
+	}
+	if r := byName["s1"]; strings.Join(r.SharedWith, " ") != "s2 bad" || strings.Join(r.Mounted, " ") != "tank/proto tank/proto/etc" {
 		t.Errorf("s1 result %+v", r)
 	}
 	if r := byName["s3"]; r.Mode != ModeNone || r.Error != "" {
@@ -168,4 +188,39 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A mountpoint that some other file system is mounted on is never mounted over.
+func TestMountReplicaRefusesCoveredMountpoint(t *testing.T) {
+	h := &fakeHost{name: "s1", failAfter: -1, outputs: map[string]string{
+		command.Quote(mountListArgv()): "zpool\tno\ton\tnone\nzpool/proto\tyes\ton\t/jail/proto\n" +
+			"tank\tno\ton\tnone\ntank/proto\tno\ton\t/jail/proto\ntank/proto/etc\tyes\ton\t/x\ntank/proto/lib\tno\tnoauto\t/y\n",
+	}}
+	mounted, err := mountReplica(context.Background(), h, "tank/proto")
+	if err == nil || !strings.Contains(err.Error(), "s1: tank/proto: received, but not mounted: its mountpoint /jail/proto is in use by zpool/proto") || len(mounted) != 0 {
+		t.Errorf("mounted %q, err %v", mounted, err)
+	}
+	for _, c := range h.commands() {
+		if strings.HasPrefix(c, "zfs mount") {
+			t.Errorf("ran %s", c)
+		}
+	}
+}
+
+// A resume whose snapshot is gone on the master is recognised however the failure reached us:
+// from the dry run directly, or wrapped in the receive's error after the send failed.
+func TestStaleResume(t *testing.T) {
+	send := &command.Error{Host: "local", Argv: []string{"zfs", "send", "-t", "1-x"}, ExitCode: 255,
+		Stderr: "cannot resume send: 'zpool/proto@3' used in the initial send no longer exists\n", Err: fmt.Errorf("exit status 255")}
+	recv := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1,
+		Err: fmt.Errorf("stdin: %w", fmt.Errorf("zfs send failed: %w", send))}
+	for _, err := range []error{send, recv, fmt.Errorf("slave1: %w", recv)} {
+		if !staleResume(err) {
+			t.Errorf("not seen as stale: %v", err)
+		}
+	}
+	other := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1, Stderr: "cannot receive: checksum mismatch", Err: fmt.Errorf("exit status 1")}
+	if staleResume(other) || staleResume(nil) {
+		t.Error("a checksum error is not a stale token")
+	}
 }
