@@ -298,11 +298,22 @@ func TestReplicateResumeAndStaleToken(t *testing.T) {
 func withNewHostKey(t *testing.T, m, s *guest) {
 	t.Helper()
 	ssh := fmt.Sprintf("ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p %s root@10.0.2.2", s.port())
-	m.sh(ssh + ` 'set -e; cd /etc/ssh; cp -p ssh_host_ed25519_key /root/hk.orig; cp -p ssh_host_ed25519_key.pub /root/hk.orig.pub
-rm -f ssh_host_ed25519_key ssh_host_ed25519_key.pub; ssh-keygen -q -t ed25519 -N "" -f ssh_host_ed25519_key; systemctl reload ssh'`)
+	// sshd re-executes itself on reload: wait until it serves the expected key, or a connection
+	// in that moment fails for another reason (handshake EOF) than the one tested
+	served := func(pub string) {
+		m.sh(fmt.Sprintf(`for i in $(seq 100); do ssh-keyscan -t ed25519 -p %s 10.0.2.2 2>/dev/null | grep -qF %q && exit 0; sleep 0.2; done; echo "sshd does not serve its key" >&2; exit 1`, s.port(), pub))
+	}
+	keys := strings.Fields(m.sh(ssh + ` 'set -e; cd /etc/ssh; cp -p ssh_host_ed25519_key /root/hk.orig; cp -p ssh_host_ed25519_key.pub /root/hk.orig.pub
+rm -f ssh_host_ed25519_key ssh_host_ed25519_key.pub; ssh-keygen -q -t ed25519 -N "" -C new -f ssh_host_ed25519_key; systemctl reload ssh
+cut -d" " -f2 /root/hk.orig.pub; cut -d" " -f2 ssh_host_ed25519_key.pub'`))
+	if len(keys) != 2 || keys[0] == keys[1] {
+		t.Fatalf("host keys %q", keys)
+	}
 	t.Cleanup(func() {
 		m.sh(ssh + ` 'set -e; cd /etc/ssh; cp -p /root/hk.orig ssh_host_ed25519_key; cp -p /root/hk.orig.pub ssh_host_ed25519_key.pub; systemctl reload ssh'`)
+		served(keys[0])
 	})
+	served(keys[1])
 }
 
 func TestReplicateRefusesChangedHostKey(t *testing.T) {
