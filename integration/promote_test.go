@@ -29,6 +29,7 @@ cat /VERSION > /var/started-version
 /bin/sleep 1000000 &
 RC
 echo 'proto motd' > /jail/proto/etc/motd
+printf '#!/bin/sh\n' > /jail/proto/etc/rc.shutdown
 `)
 }
 

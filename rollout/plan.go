@@ -226,8 +226,12 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 	}
 	res.OK = true
 	if res.Downtime > 0 {
-		m.printf("%s: now on %s; downtime %s (stop %s, start %s incl. /etc %s, health %s)\n", v.Vhost, v.To,
-			round(res.Downtime), round(res.Stop), round(res.Start), round(res.Etc), round(res.Health))
+		health := ""
+		if res.Health > 0 {
+			health = fmt.Sprintf(", health %s", round(res.Health))
+		}
+		m.printf("%s: now on %s; downtime %s (stop %s, start %s incl. /etc %s%s)\n", v.Vhost, v.To,
+			round(res.Downtime), round(res.Stop), round(res.Start), round(res.Etc), health)
 	} else {
 		m.printf("%s: now on %s (not running: the next start uses it)\n", v.Vhost, v.To)
 	}
