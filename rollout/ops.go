@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 
 	"github.com/rollout-dev/rollout/etcmerge"
@@ -243,7 +243,7 @@ func (m *Manager) Status(ctx context.Context, names []string) ([]VhostStatus, er
 			if st.Snapshot != "" {
 				h, err := zfs.Holds(ctx, m.R, st.Snapshot)
 				if err == nil {
-					s.Held = contains(h[st.Snapshot], proto.HoldTag)
+					s.Held = slices.Contains(h[st.Snapshot], proto.HoldTag)
 				}
 			}
 		}
@@ -300,7 +300,6 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 	if err != nil {
 		return nil, err
 	}
-	sort.SliceStable(vs, func(i, j int) bool { return vs[i].CreateTXG < vs[j].CreateTXG })
 	// holds are taken recursively, so a child's hold matters as much as the parent's
 	all, err := zfs.ListSnapshots(ctx, m.R, m.Cfg.Proto.Dataset, true)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -333,7 +334,7 @@ func (m *Manager) ReleaseUnneeded(ctx context.Context) ([]string, error) {
 	}
 	var released []string
 	for _, s := range held {
-		if need[s] || !contains(holds[s], proto.HoldTag) {
+		if need[s] || !slices.Contains(holds[s], proto.HoldTag) {
 			continue
 		}
 		if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
@@ -365,13 +366,4 @@ func (m *Manager) needed(ctx context.Context) (map[string]bool, error) {
 		}
 	}
 	return need, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
