@@ -63,7 +63,16 @@ func SpecFor(cfg *config.Config, v *config.Vhost, snapName string) Spec {
 type Entry struct {
 	Spec, File, VFSType, MntOps string
 	Freq, PassNo                int
+	Line                        int // in the file, from 1
 }
+
+// ParseError is a line Parse cannot read.
+type ParseError struct {
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string { return fmt.Sprintf("fstab line %d: %s", e.Line, e.Msg) }
 
 // Fstab is a parsed fstab.
 type Fstab struct {
@@ -234,14 +243,14 @@ func Parse(data []byte) (*Fstab, error) {
 			}
 		}
 		if len(fields) < 4 || len(fields) > 6 {
-			return nil, fmt.Errorf("fstab line %d: %d fields, want 4 to 6: %.60q", i+1, len(fields), line)
+			return nil, &ParseError{i + 1, fmt.Sprintf("%d fields, want 4 to 6: %.60q", len(fields), line)}
 		}
-		e := Entry{Spec: unescape(fields[0]), File: unescape(fields[1]), VFSType: fields[2], MntOps: fields[3]}
+		e := Entry{Spec: unescape(fields[0]), File: unescape(fields[1]), VFSType: fields[2], MntOps: fields[3], Line: i + 1}
 		for k, dst := range []*int{&e.Freq, &e.PassNo} {
 			if len(fields) > 4+k {
 				n, err := strconv.Atoi(fields[4+k])
 				if err != nil || n < 0 {
-					return nil, fmt.Errorf("fstab line %d: field %d %.20q is not a number", i+1, 5+k, fields[4+k])
+					return nil, &ParseError{i + 1, fmt.Sprintf("field %d %.20q is not a number", 5+k, fields[4+k])}
 				}
 				*dst = n
 			}

@@ -72,15 +72,16 @@ func TestParseRoundTrip(t *testing.T) {
 		if err := f.Check(); err != nil {
 			t.Errorf("%s: Check: %v", backend, err)
 		}
+		// line 1 is the header; one mount a line after it
 		want := []Entry{
-			{"/jail/proto/.zfs/snapshot/2", "/jail/vhost1", "nullfs", "ro", 0, 0},
-			{"/jail/proto/etc/.zfs/snapshot/2", "/jail/vhost1/conf/base/etc", "nullfs", "ro", 0, 0},
+			{"/jail/proto/.zfs/snapshot/2", "/jail/vhost1", "nullfs", "ro", 0, 0, 2},
+			{"/jail/proto/etc/.zfs/snapshot/2", "/jail/vhost1/conf/base/etc", "nullfs", "ro", 0, 0, 3},
 		}
 		if backend == "tmpfs" {
-			want = append(want, Entry{"tmpfs", "/jail/vhost1/etc", "tmpfs", "rw,size=32m,mode=0755", 0, 0})
+			want = append(want, Entry{"tmpfs", "/jail/vhost1/etc", "tmpfs", "rw,size=32m,mode=0755", 0, 0, len(want) + 2})
 		}
 		for _, d := range []string{"cfg", "var", "home"} {
-			want = append(want, Entry{"zpool/vhost1/" + d, "/jail/vhost1/" + d, "zfs", "rw", 0, 0})
+			want = append(want, Entry{"zpool/vhost1/" + d, "/jail/vhost1/" + d, "zfs", "rw", 0, 0, len(want) + 2})
 		}
 		if !reflect.DeepEqual(f.Entries, want) {
 			t.Errorf("%s: entries\n%+v\nwant\n%+v", backend, f.Entries, want)
@@ -124,7 +125,7 @@ func TestParseSyntax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Entry{{"/a b", "/mnt/x\ty", "nullfs", "ro", 0, 0}, {"foo", "/bar", "zfs", "rw", 1, 0}}
+	want := []Entry{{"/a b", "/mnt/x\ty", "nullfs", "ro", 0, 0, 4}, {"foo", "/bar", "zfs", "rw", 1, 0, 5}}
 	if !reflect.DeepEqual(f.Entries, want) || f.Snapshot != "" {
 		t.Errorf("Parse = %+v", f)
 	}

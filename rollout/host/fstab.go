@@ -1,48 +1,45 @@
 package host
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/rollout-dev/rollout/fstabgen"
 )
 
-// fstabEntry is one fstab(5) line, as far as the Linux stand-in needs it. fstabgen owns the
-// real format; this reads only what it writes.
+// fstabEntry is one line of the fstab that fstabgen wrote, as the Linux stand-in mounts it.
 type fstabEntry struct {
 	Spec, File, VFSType string
 	Opts                []string
 }
 
-func (e fstabEntry) has(opt string) bool {
-	for _, o := range e.Opts {
-		if o == opt {
-			return true
-		}
-	}
-	return false
-}
+func (e fstabEntry) has(opt string) bool { return slices.Contains(e.Opts, opt) }
 
-// parseFstab reads fstab(5) lines in file order; blank lines and '#' comments are skipped.
+// parseFstab reads the fstab with fstabgen's parser, so that the lab mounts exactly what
+// fstabgen wrote and FreeBSD's jail(8) would read, and checks every mount point.
 func parseFstab(file string, data []byte) ([]fstabEntry, error) {
-	var out []fstabEntry
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	f, err := fstabgen.Parse(data)
+	if err != nil {
+		var pe *fstabgen.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", file, pe.Line, pe.Msg)
 		}
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			return nil, fmt.Errorf("%s:%d: want at least 4 fields (spec file vfstype mntops), got %d", file, i+1, len(f))
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	out := make([]fstabEntry, 0, len(f.Entries))
+	for _, e := range f.Entries {
+		if err := checkPath("mount point", e.File); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, e.Line, err)
 		}
-		if err := checkPath("mount point", f[1]); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", file, i+1, err)
-		}
-		out = append(out, fstabEntry{Spec: unescapeOctal(f[0]), File: f[1], VFSType: f[2], Opts: strings.Split(f[3], ",")})
+		out = append(out, fstabEntry{Spec: e.Spec, File: e.File, VFSType: e.VFSType, Opts: strings.Split(e.MntOps, ",")})
 	}
 	return out, nil
 }
 
-// unescapeOctal undoes the \040-style escapes that fstab(5) and /proc/self/mountinfo use
-// for blanks and backslashes in names.
+// unescapeOctal undoes the \040-style escapes that /proc/self/mountinfo uses for blanks
+// and backslashes in names.
 func unescapeOctal(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
