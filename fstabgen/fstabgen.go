@@ -1,4 +1,5 @@
 // Package fstabgen renders and parses the per-vhost fstab that jail(8) mounts from (mount.fstab).
+// It imports nothing of package rollout or its configuration: callers map theirs to a Spec.
 //
 // The file is written in mount order (jail(8) mounts in file order and unmounts in reverse): the
 // prototype snapshot as the jail's root, the snapshot's /etc at conf/base/etc, a tmpfs /etc when
@@ -12,14 +13,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path"
 	"strconv"
 	"strings"
 
-	"github.com/rollout-dev/rollout/fstabgen/atomicfile"
 	"github.com/rollout-dev/rollout/proto/zfs"
-	"github.com/rollout-dev/rollout/rollout/config"
 )
 
 // Mount is one of the vhost's own datasets and where it is mounted.
@@ -39,24 +37,6 @@ type Spec struct {
 	Datasets           []Mount // in mount order
 	EtcBackend         string  // "md" or "tmpfs"
 	EtcSize            string  // 32m; used by tmpfs only
-}
-
-// SpecFor is the fstab of vhost v running on the prototype snapshot snapName.
-func SpecFor(cfg *config.Config, v *config.Vhost, snapName string) Spec {
-	s := Spec{
-		Vhost:              v.Name,
-		ProtoMountpoint:    cfg.Proto.Mountpoint,
-		ProtoEtcMountpoint: cfg.Proto.EtcMountpoint(),
-		Snapshot:           snapName,
-		SnapshotFull:       cfg.Proto.Dataset + "@" + snapName,
-		JailPath:           v.Path,
-		EtcBackend:         cfg.Etc.Backend,
-		EtcSize:            cfg.Etc.Size,
-	}
-	for _, d := range v.Datasets {
-		s.Datasets = append(s.Datasets, Mount{Dataset: v.Dataset + "/" + d, Dir: path.Join(v.Path, d)})
-	}
-	return s
 }
 
 // Entry is one fstab(5) line.
@@ -162,7 +142,7 @@ func (s Spec) check() error {
 	case "md":
 	case "tmpfs":
 		if !validSize(s.EtcSize) {
-			return fmt.Errorf("invalid /etc size %q: must be a size such as 32m", s.EtcSize)
+			return fmt.Errorf("invalid /etc size %q: must be a number with a unit k, m, g or t, such as 32m", s.EtcSize)
 		}
 	default:
 		return fmt.Errorf("invalid /etc backend %q: must be \"md\" or \"tmpfs\"", s.EtcBackend)
@@ -202,13 +182,15 @@ func checkPath(what, p string) error {
 	return nil
 }
 
+// validSize accepts a number with a k, m, g or t suffix (either case). The unit is required: a
+// bare tmpfs size=32 is 32 bytes, and mdconfig -s 32 is 32 sectors.
 func validSize(s string) bool {
-	n := strings.TrimRight(s, "kmgt")
-	if n == "" || len(s)-len(n) > 1 {
+	if len(s) < 2 || !strings.ContainsRune("kmgtKMGT", rune(s[len(s)-1])) {
 		return false
 	}
-	_, err := strconv.ParseUint(n, 10, 32)
-	return err == nil
+	// base 10 ParseUint takes digits only: no sign, no '_'; tmpfs reads size=0 as "no limit"
+	n, err := strconv.ParseUint(s[:len(s)-1], 10, 32)
+	return err == nil && n > 0
 }
 
 // Parse reads fstab(5) syntax: '#' comment lines, blank lines, 4 to 6 whitespace-separated
@@ -323,8 +305,3 @@ func unescape(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
-
-// WriteFile replaces path atomically with data; see package atomicfile.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return atomicfile.Write(path, data, perm)
-}

@@ -8,27 +8,27 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/rollout-dev/rollout/rollout/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// testSpec is vhost1 of the paper on snapshot 2, with the defaults rollout's config gives.
 func testSpec(t *testing.T, backend string) Spec {
 	t.Helper()
-	cfg, err := config.Parse("test.toml", []byte(`pool = "zpool"
-[etc]
-backend = "`+backend+`"
-[vhost.vhost1]
-`))
-	if err != nil {
-		t.Fatal(err)
+	s := Spec{
+		Vhost:              "vhost1",
+		ProtoMountpoint:    "/jail/proto",
+		ProtoEtcMountpoint: "/jail/proto/etc",
+		Snapshot:           "2",
+		SnapshotFull:       "zpool/proto@2",
+		JailPath:           "/jail/vhost1",
+		EtcBackend:         backend,
+		EtcSize:            "32m",
 	}
-	v, err := cfg.Vhost("vhost1")
-	if err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"cfg", "var", "home"} {
+		s.Datasets = append(s.Datasets, Mount{Dataset: "zpool/vhost1/" + d, Dir: "/jail/vhost1/" + d})
 	}
-	return SpecFor(cfg, v, "2")
+	return s
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -182,6 +182,11 @@ func TestRenderRefusesBadValues(t *testing.T) {
 		{"snapshot mismatch", func(s *Spec) { s.SnapshotFull = "zpool/proto@3" }, `"zpool/proto@3"`},
 		{"backend", func(s *Spec) { s.EtcBackend = "ramdisk" }, `"ramdisk"`},
 		{"size", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "32m,uid=0" }, `"32m,uid=0"`},
+		{"size without unit", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "32" }, `"32"`},
+		{"size zero", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "0m" }, `"0m"`},
+		{"size unit only", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "m" }, `"m"`},
+		{"size two units", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "32mk" }, `"32mk"`},
+		{"size signed", func(s *Spec) { s.EtcBackend, s.EtcSize = "tmpfs", "+32m" }, `"+32m"`},
 	}
 	for _, c := range cases {
 		s := testSpec(t, "md")
@@ -193,6 +198,22 @@ func TestRenderRefusesBadValues(t *testing.T) {
 		}
 		if msg := err.Error(); !strings.Contains(msg, c.inErr) || strings.Contains(msg, "\n") {
 			t.Errorf("%s: error %q should be one line naming %s", c.name, msg, c.inErr)
+		}
+	}
+}
+
+// A unit is accepted in either case, as mdconfig(8) and tmpfs(5) read it.
+func TestRenderSizeUnits(t *testing.T) {
+	for _, size := range []string{"32m", "32M", "1g", "1G", "65536k", "1t"} {
+		s := testSpec(t, "tmpfs")
+		s.EtcSize = size
+		data, err := Render(s)
+		if err != nil {
+			t.Errorf("size %q refused: %v", size, err)
+			continue
+		}
+		if !bytes.Contains(data, []byte("rw,size="+size+",mode=0755")) {
+			t.Errorf("size %q not written as given:\n%s", size, data)
 		}
 	}
 }

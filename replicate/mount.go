@@ -6,17 +6,18 @@ import (
 	"strings"
 
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
 )
 
 // mountListArgv lists every file system on the slave with what decides whether it is mounted.
 // All of them, not only the replica's: a mountpoint another file system already covers must not
 // be mounted over.
 func mountListArgv() []string {
-	return []string{"zfs", "list", "-H", "-o", "name,mounted,canmount,mountpoint", "-t", "filesystem"}
+	return []string{zfs.Bin, "list", "-H", "-o", "name,mounted,canmount,mountpoint", "-t", "filesystem"}
 }
 
 // MountArgv mounts one received file system.
-func MountArgv(fs string) []string { return []string{"zfs", "mount", fs} }
+func MountArgv(fs string) []string { return []string{zfs.Bin, "mount", fs} }
 
 // mountReplica mounts the slave's copy of the prototype after a receive. Receives use -u (a
 // mounted copy could cover a mountpoint in use on a host that is also a master), but the slave's

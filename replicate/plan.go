@@ -107,7 +107,7 @@ func SlaveDataset(masterDataset, pool string) string {
 // resume, -u leaves the replica unmounted (on a host that is also a master, a mounted copy
 // would cover the source's mountpoint), -d keeps the path below the pool.
 func ReceiveArgv(pool string, force, first bool) []string {
-	argv := []string{"zfs", "receive", "-s", "-u"}
+	argv := []string{zfs.Bin, "receive", "-s", "-u"}
 	if first {
 		// a new replica is read-only from its first moment: a replica that is only read
 		// (atime) already counts as modified and breaks the next incremental or resume
@@ -121,7 +121,7 @@ func ReceiveArgv(pool string, force, first bool) []string {
 
 // ReadonlyArgv keeps the slave's prototype read-only after every receive (OpenZFS keeps a local
 // property over received ones, so this survives later receives).
-func ReadonlyArgv(dataset string) []string { return []string{"zfs", "set", "readonly=on", dataset} }
+func ReadonlyArgv(dataset string) []string { return []string{zfs.Bin, "set", "readonly=on", dataset} }
 
 // tree groups snapshots by dataset path relative to the prototype ("" is the top, "/etc" a child),
 // each list in createtxg order.
@@ -181,8 +181,8 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	var refuse []string
 	for _, ds := range sortedKeys(s.ResumeTokens) {
 		st := Step{Dataset: ds, Token: s.ResumeTokens[ds],
-			SendArgv:    []string{"zfs", "send", "-t", s.ResumeTokens[ds]},
-			ReceiveArgv: []string{"zfs", "receive", "-s", "-u", ds}}
+			SendArgv:    []string{zfs.Bin, "send", "-t", s.ResumeTokens[ds]},
+			ReceiveArgv: []string{zfs.Bin, "receive", "-s", "-u", ds}}
 		if s.Written[ds] > 0 {
 			last := newest(s.Snapshots, ds)
 			switch {
@@ -191,7 +191,7 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 			case !req.Force:
 				refuse = append(refuse, fmt.Sprintf("%s was modified since %s (written=%d), so its interrupted receive cannot resume; --force rolls it back to %s first (the partial receive is kept)", ds, last, s.Written[ds], last))
 			default:
-				st.Rollback = []string{"zfs", "rollback", last}
+				st.Rollback = []string{zfs.Bin, "rollback", last}
 			}
 		}
 		p.Resume = append(p.Resume, st)
@@ -246,8 +246,8 @@ func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot
 		}
 		sds := s.Dataset + rel
 		steps = append(steps, Step{Dataset: sds,
-			SendArgv:    []string{"zfs", "send", "-I", "@" + l[bi].Name, l[ti].FullName()},
-			ReceiveArgv: []string{"zfs", "receive", "-s", "-u", sds}})
+			SendArgv:    []string{zfs.Bin, "send", "-I", "@" + l[bi].Name, l[ti].FullName()},
+			ReceiveArgv: []string{zfs.Bin, "receive", "-s", "-u", sds}})
 	}
 	return steps
 }
@@ -306,7 +306,7 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	}
 	if !s.Exists {
 		p.Mode = ModeFull
-		p.SendArgv = []string{"zfs", "send", "-R", target.FullName()}
+		p.SendArgv = []string{zfs.Bin, "send", "-R", target.FullName()}
 		p.ReceiveArgv = ReceiveArgv(req.Pool, false, true)
 		p.AfterArgv = ReadonlyArgv(s.Dataset)
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s does not exist on the slave: full send", s.Dataset))
@@ -428,13 +428,13 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	p.AfterArgv = ReadonlyArgv(s.Dataset)
 	if base == nil {
 		p.Mode = ModeFull
-		p.SendArgv = []string{"zfs", "send", "-R", target.FullName()}
+		p.SendArgv = []string{zfs.Bin, "send", "-R", target.FullName()}
 		p.ReceiveArgv = ReceiveArgv(req.Pool, true, true)
 		return p, nil
 	}
 	p.Mode = ModeIncremental
 	p.Base = base.FullName()
-	p.SendArgv = []string{"zfs", "send", "-R", "-I", "@" + base.Name, target.FullName()}
+	p.SendArgv = []string{zfs.Bin, "send", "-R", "-I", "@" + base.Name, target.FullName()}
 	p.ReceiveArgv = ReceiveArgv(req.Pool, p.Force, false)
 	p.Reasons = append(p.Reasons, fmt.Sprintf("newest common snapshot (by guid): @%s", base.Name))
 	return p, nil
@@ -544,7 +544,7 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
 	}
 	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil {
-		fmt.Fprintf(b, "%s  %s: zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
+		fmt.Fprintf(b, "%s  %s: /sbin/zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
 	}
 	if p.Then != nil {
 		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)

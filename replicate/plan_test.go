@@ -101,13 +101,13 @@ func TestPlanFull(t *testing.T) {
 	if p.Mode != ModeFull || p.Base != "" || p.Target != "zpool/proto@3" || p.Force {
 		t.Errorf("plan %+v", p)
 	}
-	if got := argv(p.SendArgv); got != "zfs send -R zpool/proto@3" {
+	if got := argv(p.SendArgv); got != "/sbin/zfs send -R zpool/proto@3" {
 		t.Errorf("send %q", got)
 	}
-	if got := argv(p.ReceiveArgv); got != "zfs receive -s -u -o readonly=on -d tank" {
+	if got := argv(p.ReceiveArgv); got != "/sbin/zfs receive -s -u -o readonly=on -d tank" {
 		t.Errorf("receive %q", got)
 	}
-	if got := argv(p.AfterArgv); got != "zfs set readonly=on tank/proto" {
+	if got := argv(p.AfterArgv); got != "/sbin/zfs set readonly=on tank/proto" {
 		t.Errorf("after %q", got)
 	}
 }
@@ -118,18 +118,18 @@ func TestPlanIncrementalFromNewestCommonByGUID(t *testing.T) {
 	if p.Mode != ModeIncremental || p.Base != "zpool/proto@2" || p.Force || len(p.Destroys) != 0 {
 		t.Fatalf("plan %+v", p)
 	}
-	if got := argv(p.SendArgv); got != "zfs send -R -I @2 zpool/proto@3" {
+	if got := argv(p.SendArgv); got != "/sbin/zfs send -R -I @2 zpool/proto@3" {
 		t.Errorf("send %q", got)
 	}
-	if got := argv(p.ReceiveArgv); got != "zfs receive -s -u -d tank" {
+	if got := argv(p.ReceiveArgv); got != "/sbin/zfs receive -s -u -d tank" {
 		t.Errorf("receive %q", got)
 	}
 	want := "slave2: incremental zpool/proto@2 -> zpool/proto@3\n" +
 		"  # newest common snapshot (by guid): @2\n" +
-		"  local:  zfs send -R -I @2 zpool/proto@3\n" +
-		"  slave2: zfs receive -s -u -d tank\n" +
-		"  slave2: zfs set readonly=on tank/proto\n" +
-		"  slave2: zfs mount DATASET, for each file system below tank/proto not yet mounted\n"
+		"  local:  /sbin/zfs send -R -I @2 zpool/proto@3\n" +
+		"  slave2: /sbin/zfs receive -s -u -d tank\n" +
+		"  slave2: /sbin/zfs set readonly=on tank/proto\n" +
+		"  slave2: /sbin/zfs mount DATASET, for each file system below tank/proto not yet mounted\n"
 	if got := p.String(); got != want {
 		t.Errorf("String():\n%s\nwant:\n%s", got, want)
 	}
@@ -153,7 +153,7 @@ func TestPlanDivergedByGUID(t *testing.T) {
 	r := req
 	r.Force = true
 	p := mustPlan(t, m, s, r)
-	if p.Mode != ModeIncremental || !p.Force || argv(p.ReceiveArgv) != "zfs receive -s -u -F -d tank" {
+	if p.Mode != ModeIncremental || !p.Force || argv(p.ReceiveArgv) != "/sbin/zfs receive -s -u -F -d tank" {
 		t.Errorf("forced plan %+v", p)
 	}
 	if got := strings.Join(p.Destroys, " "); got != "tank/proto@3 tank/proto/etc@3" {
@@ -233,7 +233,7 @@ func TestPlanEmptyDatasetOnSlave(t *testing.T) {
 	r := req
 	r.Force = true
 	p := mustPlan(t, m, s, r)
-	if p.Mode != ModeFull || argv(p.ReceiveArgv) != "zfs receive -s -u -o readonly=on -F -d tank" {
+	if p.Mode != ModeFull || argv(p.ReceiveArgv) != "/sbin/zfs receive -s -u -o readonly=on -F -d tank" {
 		t.Errorf("forced plan %+v", p)
 	}
 }
@@ -247,7 +247,7 @@ func TestPlanResume(t *testing.T) {
 		t.Fatalf("plan %+v", p)
 	}
 	st := p.Resume[0]
-	if argv(st.SendArgv) != "zfs send -t 1-abc-def" || argv(st.ReceiveArgv) != "zfs receive -s -u tank/proto/etc" || st.Rollback != nil {
+	if argv(st.SendArgv) != "/sbin/zfs send -t 1-abc-def" || argv(st.ReceiveArgv) != "/sbin/zfs receive -s -u tank/proto/etc" || st.Rollback != nil {
 		t.Errorf("resume step %+v", st)
 	}
 	if p.Then == nil || p.Then.Mode != ModeIncremental || p.Then.Base != "zpool/proto@2" {
@@ -260,7 +260,7 @@ func TestPlanResume(t *testing.T) {
 	r := req
 	r.Force = true
 	p = mustPlan(t, m, s, r)
-	if got := argv(p.Resume[0].Rollback); got != "zfs rollback tank/proto/etc@2" {
+	if got := argv(p.Resume[0].Rollback); got != "/sbin/zfs rollback tank/proto/etc@2" {
 		t.Errorf("rollback %q", got)
 	}
 }
@@ -290,10 +290,10 @@ func TestPlanTopHasTargetChildLacksIt(t *testing.T) {
 	if p.Mode != ModeComplete || p.Base != "zpool/proto@2" || p.Force || p.SendArgv != nil || len(p.Steps) != 1 {
 		t.Fatalf("plan %+v", p)
 	}
-	if st := p.Steps[0]; st.Dataset != "tank/proto/etc" || argv(st.SendArgv) != "zfs send -I @2 zpool/proto/etc@3" || argv(st.ReceiveArgv) != "zfs receive -s -u tank/proto/etc" {
+	if st := p.Steps[0]; st.Dataset != "tank/proto/etc" || argv(st.SendArgv) != "/sbin/zfs send -I @2 zpool/proto/etc@3" || argv(st.ReceiveArgv) != "/sbin/zfs receive -s -u tank/proto/etc" {
 		t.Errorf("step %+v", st)
 	}
-	if !strings.Contains(p.String(), "local:  zfs send -I @2 zpool/proto/etc@3 | slave2: zfs receive -s -u tank/proto/etc") {
+	if !strings.Contains(p.String(), "local:  /sbin/zfs send -I @2 zpool/proto/etc@3 | slave2: /sbin/zfs receive -s -u tank/proto/etc") {
 		t.Errorf("dry run:\n%s", p)
 	}
 	// a child that lacks every earlier snapshot too: the whole -R stream again, with -F
@@ -313,7 +313,7 @@ func TestPlanForceOnlyWhenNeeded(t *testing.T) {
 	r := req
 	r.Force = true
 	p := mustPlan(t, m, s, r)
-	if p.Mode != ModeIncremental || p.Force || len(p.Destroys) != 0 || argv(p.ReceiveArgv) != "zfs receive -s -u -d tank" {
+	if p.Mode != ModeIncremental || p.Force || len(p.Destroys) != 0 || argv(p.ReceiveArgv) != "/sbin/zfs receive -s -u -d tank" {
 		t.Errorf("plan %+v", p)
 	}
 }

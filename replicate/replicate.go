@@ -16,6 +16,7 @@ import (
 
 	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
 )
 
 // Slave is one destination, connected.
@@ -406,7 +407,7 @@ func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Optio
 }
 
 // AbortArgv discards the partial state of an interrupted receive -s.
-func AbortArgv(dataset string) []string { return []string{"zfs", "receive", "-A", dataset} }
+func AbortArgv(dataset string) []string { return []string{zfs.Bin, "receive", "-A", dataset} }
 
 // staleResume reports whether a resume failed because its stream cannot be produced any more:
 // the snapshot (or the base of the increment) named in the token was destroyed on the master.

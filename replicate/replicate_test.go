@@ -38,10 +38,10 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		return &command.Error{Host: h.name, Argv: c.Argv, ExitCode: 1, Stderr: msg, Err: fmt.Errorf("exit status 1")}
 	}
 	switch {
-	case strings.HasPrefix(line, "zfs send -R"):
+	case strings.HasPrefix(line, "/sbin/zfs send -R"):
 		_, err := c.Stdout.Write(h.stream)
 		return err
-	case strings.HasPrefix(line, "zfs receive"):
+	case strings.HasPrefix(line, "/sbin/zfs receive"):
 		if h.failAfter >= 0 {
 			io.CopyN(io.Discard, c.Stdin, h.failAfter)
 			return fail("cannot receive incremental stream: checksum mismatch")
@@ -74,7 +74,7 @@ func (h *fakeHost) commands() []string {
 	return append([]string(nil), h.ran...)
 }
 
-const listSnaps = "zfs list -H -p -t snapshot -o name,guid,createtxg,creation,used,userrefs -s createtxg -r "
+const listSnaps = "/sbin/zfs list -H -p -t snapshot -o name,guid,createtxg,creation,used,userrefs -s createtxg -r "
 
 func snapLines(root string, guidBase uint64, names ...string) string {
 	var b strings.Builder
@@ -86,12 +86,12 @@ func snapLines(root string, guidBase uint64, names ...string) string {
 
 func slaveHost(name string, have ...string) *fakeHost {
 	h := &fakeHost{name: name, failAfter: -1, outputs: map[string]string{
-		command.Quote(inUseArgv("tank")): "tank/vhost1\trollout:snapshot\ttank/proto@1\n",
-		"zfs set readonly=on tank/proto": "",
+		command.Quote(inUseArgv("tank")):       "tank/vhost1\trollout:snapshot\ttank/proto@1\n",
+		"/sbin/zfs set readonly=on tank/proto": "",
 		command.Quote(mountListArgv()): "tank\tno\ton\tnone\ntank/proto\tno\ton\t/jail/proto\n" +
 			"tank/proto/etc\tno\ton\t/jail/proto/etc\ntank/vhost1\tno\toff\tnone\n",
-		"zfs mount tank/proto":     "",
-		"zfs mount tank/proto/etc": "",
+		"/sbin/zfs mount tank/proto":     "",
+		"/sbin/zfs mount tank/proto/etc": "",
 	}}
 	if len(have) == 0 {
 		h.outputs[listSnaps+"tank/proto"] = "ERR:cannot open 'tank/proto': dataset does not exist"
@@ -111,10 +111,10 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 	stream := randomBytes(5<<20 + 99)
 	want := sha256.Sum256(stream)
 	local := &fakeHost{name: "local", failAfter: -1, stream: stream, outputs: map[string]string{
-		"zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
-		listSnaps + "zpool/proto":                          snapLines("zpool/proto", 1000, "1", "2", "3"),
-		"zfs send -n -v -P -R -I @2 zpool/proto@3":         "incremental\t2\tzpool/proto@3\t5243000\nsize\t5243000\n",
-		"zfs send -n -v -P -R zpool/proto@3":               "full\tzpool/proto@3\t9000000\nsize\t9000000\n",
+		"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
+		listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
+		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "incremental\t2\tzpool/proto@3\t5243000\nsize\t5243000\n",
+		"/sbin/zfs send -n -v -P -R zpool/proto@3":               "full\tzpool/proto@3\t9000000\nsize\t9000000\n",
 	}}
 	s1, s2, s3, bad, fresh := slaveHost("s1", "1", "2"), slaveHost("s2", "1", "2"), slaveHost("s3", "1", "2", "3"), slaveHost("bad", "1", "2"), slaveHost("fresh")
 	bad.failAfter = 2 << 20
@@ -130,7 +130,7 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 
 	sends := 0
 	for _, c := range local.commands() {
-		if strings.HasPrefix(c, "zfs send -R") {
+		if strings.HasPrefix(c, "/sbin/zfs send -R") {
 			sends++
 		}
 	}
@@ -142,21 +142,21 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 			t.Errorf("%s did not receive the whole stream", h.name)
 		}
 	}
-	if !contains(fresh.commands(), "zfs receive -s -u -o readonly=on -d tank") || !contains(s1.commands(), "zfs receive -s -u -d tank") {
+	if !contains(fresh.commands(), "/sbin/zfs receive -s -u -o readonly=on -d tank") || !contains(s1.commands(), "/sbin/zfs receive -s -u -d tank") {
 		t.Errorf("receive commands: fresh %q, s1 %q", fresh.commands(), s1.commands())
 	}
-	if !contains(s1.commands(), "zfs set readonly=on tank/proto") || contains(bad.commands(), "zfs set readonly=on tank/proto") {
+	if !contains(s1.commands(), "/sbin/zfs set readonly=on tank/proto") || contains(bad.commands(), "/sbin/zfs set readonly=on tank/proto") {
 		t.Errorf("readonly=on should follow successful receives only")
 	}
 	// received replicas are mounted, parents first; a failed or up-to-date slave is left alone
 	for _, h := range []*fakeHost{s1, s2, fresh} {
 		c := h.commands()
-		if !contains(c, "zfs mount tank/proto") || !contains(c, "zfs mount tank/proto/etc") || slices.Index(c, "zfs mount tank/proto") > slices.Index(c, "zfs mount tank/proto/etc") {
+		if !contains(c, "/sbin/zfs mount tank/proto") || !contains(c, "/sbin/zfs mount tank/proto/etc") || slices.Index(c, "/sbin/zfs mount tank/proto") > slices.Index(c, "/sbin/zfs mount tank/proto/etc") {
 			t.Errorf("%s: mounts %q", h.name, c)
 		}
 	}
 	for _, h := range []*fakeHost{s3, bad} {
-		if contains(h.commands(), "zfs mount tank/proto") {
+		if contains(h.commands(), "/sbin/zfs mount tank/proto") {
 			t.Errorf("%s: mounted", h.name)
 		}
 	}
@@ -201,7 +201,7 @@ func TestMountReplicaRefusesCoveredMountpoint(t *testing.T) {
 		t.Errorf("mounted %q, err %v", mounted, err)
 	}
 	for _, c := range h.commands() {
-		if strings.HasPrefix(c, "zfs mount") {
+		if strings.HasPrefix(c, "/sbin/zfs mount") {
 			t.Errorf("ran %s", c)
 		}
 	}
@@ -213,7 +213,7 @@ func TestStaleResume(t *testing.T) {
 	send := &command.Error{Host: "local", Argv: []string{"zfs", "send", "-t", "1-x"}, ExitCode: 255,
 		Stderr: "cannot resume send: 'zpool/proto@3' used in the initial send no longer exists\n", Err: fmt.Errorf("exit status 255")}
 	recv := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1,
-		Err: fmt.Errorf("stdin: %w", fmt.Errorf("zfs send failed: %w", send))}
+		Err: fmt.Errorf("stdin: %w", fmt.Errorf("/sbin/zfs send failed: %w", send))}
 	for _, err := range []error{send, recv, fmt.Errorf("slave1: %w", recv)} {
 		if !staleResume(err) {
 			t.Errorf("not seen as stale: %v", err)

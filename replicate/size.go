@@ -6,21 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rollout-dev/rollout/proto/zfs"
 )
 
-// HumanBytes prints sizes the way zfs does (1.5K, 20.0M), in powers of 1024.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// HumanBytes is zfs.HumanBytes, kept for replicate's callers.
+func HumanBytes(n int64) string { return zfs.HumanBytes(n) }
 
 // ParseRate reads a bandwidth limit in bytes per second: "500k", "50M", "1g", or plain bytes.
 // Suffixes are powers of 1024, as everywhere in zfs. "" and "0" mean no limit (0).
@@ -31,25 +22,11 @@ func ParseRate(s string) (int64, error) {
 	if t == "" {
 		return 0, nil
 	}
-	mult := int64(1)
-	switch t[len(t)-1] {
-	case 'k':
-		mult = 1 << 10
-	case 'm':
-		mult = 1 << 20
-	case 'g':
-		mult = 1 << 30
-	case 't':
-		mult = 1 << 40
-	}
-	if mult > 1 {
-		t = t[:len(t)-1]
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
+	n, err := zfs.ParseSize(t)
+	if err != nil {
 		return 0, fmt.Errorf("bandwidth %q: want bytes per second such as 50m", s)
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // ParseSendSize reads the estimate from `zfs send -nvP` output: the last line is "size\tBYTES"
@@ -75,5 +52,5 @@ func ParseSendSize(out []byte) (int64, error) {
 
 // EstimateArgv turns a send command into its dry run that prints the stream size.
 func EstimateArgv(send []string) []string {
-	return append([]string{"zfs", "send", "-n", "-v", "-P"}, send[2:]...)
+	return append([]string{zfs.Bin, "send", "-n", "-v", "-P"}, send[2:]...)
 }

@@ -24,12 +24,12 @@ const (
 
 // Slave-side queries, exported so that plans and tests can show the exact commands.
 func stateArgv(dataset string) []string {
-	return []string{"zfs", "get", "-H", "-p", "-o", "name,property,value", "-t", "filesystem", "-r",
+	return []string{zfs.Bin, "get", "-H", "-p", "-o", "name,property,value", "-t", "filesystem", "-r",
 		"receive_resume_token,written", dataset}
 }
 
 func inUseArgv(pool string) []string {
-	return []string{"zfs", "get", "-H", "-p", "-s", "local", "-o", "name,property,value", "-t", "filesystem", "-r",
+	return []string{zfs.Bin, "get", "-H", "-p", "-s", "local", "-o", "name,property,value", "-t", "filesystem", "-r",
 		PropSnapshot + "," + PropPrevious, pool}
 }
 

@@ -71,12 +71,22 @@ func Output(ctx context.Context, r Runner, argv ...string) ([]byte, error) {
 type Local struct {
 	Logger *slog.Logger // nil: slog.Default()
 	Env    []string     // nil: the process environment
+	// WaitDelay bounds how long Run waits, once the program has exited or its context is
+	// done, for the program's children to let go of its output before closing the pipes
+	// (and, for a cancelled command, before killing the program). 0: DefaultWaitDelay.
+	WaitDelay time.Duration
 }
 
 // Host implements Runner.
 func (l Local) Host() string { return "local" }
 
 // Run implements Runner.
+//
+// The program gets a process group of its own, so that a cancelled context (a deadline, or
+// SIGINT/SIGTERM to rollout) signals everything it started, not just the program itself. And a
+// child that outlives the program while still holding our pipe (a daemon started by a jail's
+// rc that keeps fd 2: usr.sbin/jail/command.c hands jail(8)'s own fds to exec.start when
+// there is no exec.consolelog) cannot hold rollout: after WaitDelay the pipes are closed.
 func (l Local) Run(ctx context.Context, c Cmd) error {
 	if len(c.Argv) == 0 {
 		return errors.New("command: empty argv")
@@ -94,8 +104,19 @@ func (l Local) Run(ctx context.Context, c Cmd) error {
 	if c.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(c.Stderr, &stderr)
 	}
+	setProcessGroup(cmd)
+	cmd.WaitDelay = l.WaitDelay
+	if cmd.WaitDelay <= 0 {
+		cmd.WaitDelay = DefaultWaitDelay
+	}
 	start := time.Now()
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		// the program itself exited 0; only a child of it kept the pipe
+		log.Warn("a child process kept the output of a finished command open; stopped reading it",
+			"host", "local", "cmd", Quote(c.Argv), "after", cmd.WaitDelay)
+		err = nil
+	}
 	log.Debug("exec", "host", "local", "cmd", Quote(c.Argv), "duration", time.Since(start), "err", err)
 	if err != nil {
 		code := -1
@@ -110,6 +131,9 @@ func (l Local) Run(ctx context.Context, c Cmd) error {
 	}
 	return nil
 }
+
+// DefaultWaitDelay is Local's WaitDelay unless it sets one.
+const DefaultWaitDelay = 5 * time.Second
 
 // Quote renders argv as one POSIX sh command line: words that need it are single-quoted.
 // It is what remote commands are built from, and what --dry-run shows.

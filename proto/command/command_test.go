@@ -3,9 +3,13 @@ package command
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestQuote(t *testing.T) {
@@ -60,4 +64,45 @@ func TestLocalOutputAndContext(t *testing.T) {
 	if err := (Local{}).Run(ctx, Cmd{Argv: []string{"sleep", "5"}}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: got %v", err)
 	}
+}
+
+// A child that outlives the program and keeps its stderr (a daemon started without closing
+// fd 2) must not hold Run until the child exits: before WaitDelay, Run waited for it.
+func TestLocalDoesNotWaitForChildHoldingPipe(t *testing.T) {
+	start := time.Now()
+	err := Local{WaitDelay: 200 * time.Millisecond}.Run(context.Background(),
+		Cmd{Argv: []string{"sh", "-c", "sleep 30 & echo started >&2; exit 0"}})
+	if err != nil {
+		t.Fatalf("the program exited 0: got %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Run waited %s for a background child holding stderr", d)
+	}
+}
+
+// Cancelling signals the program's whole process group, so what it started stops too.
+func TestLocalCancelStopsChildren(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := dir + "/child.pid"
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := Local{WaitDelay: 200 * time.Millisecond}.Run(ctx,
+		Cmd{Argv: []string{"sh", "-c", `sleep 30 & echo $! > "$0"; wait`, pidFile}})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want a deadline error, got %v", err)
+	}
+	b, rerr := os.ReadFile(pidFile)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	for i := 0; i < 50; i++ {
+		// gone, or a zombie waiting for a reaper
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if syscall.Kill(pid, 0) != nil || err == nil && strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("child %d still runs after its parent's context was cancelled", pid)
 }

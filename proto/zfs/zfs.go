@@ -17,6 +17,10 @@ import (
 	"github.com/rollout-dev/rollout/proto/command"
 )
 
+// Bin is zfs(8) where FreeBSD installs it. Programs are always named by absolute path: root's
+// cron runs with PATH=/usr/bin:/bin (paths.h _PATH_DEFPATH), where zfs is not.
+const Bin = "/sbin/zfs"
+
 // Snapshot is one snapshot of one dataset. GUID identifies it across hosts (names can be reused,
 // guids cannot); CreateTXG orders it.
 type Snapshot struct {
@@ -59,7 +63,7 @@ func ListSnapshots(ctx context.Context, r command.Runner, dataset string, recurs
 	if err := ValidateDataset(dataset); err != nil {
 		return nil, err
 	}
-	argv := []string{"zfs", "list", "-H", "-p", "-t", "snapshot", "-o", snapshotFields, "-s", "createtxg"}
+	argv := []string{Bin, "list", "-H", "-p", "-t", "snapshot", "-o", snapshotFields, "-s", "createtxg"}
 	if recursive {
 		argv = append(argv, "-r")
 	} else {
@@ -114,7 +118,7 @@ func Filesystems(ctx context.Context, r command.Runner, dataset string) ([]strin
 	if err := ValidateDataset(dataset); err != nil {
 		return nil, err
 	}
-	out, err := command.Output(ctx, r, "zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-r", dataset)
+	out, err := command.Output(ctx, r, Bin, "list", "-H", "-o", "name", "-t", "filesystem", "-r", dataset)
 	if err != nil {
 		return nil, wrap(dataset, err)
 	}
@@ -123,7 +127,7 @@ func Filesystems(ctx context.Context, r command.Runner, dataset string) ([]strin
 
 // Exists reports whether a dataset or snapshot exists.
 func Exists(ctx context.Context, r command.Runner, name string) (bool, error) {
-	err := r.Run(ctx, command.Cmd{Argv: []string{"zfs", "list", "-H", "-o", "name", "-t", "all", name}})
+	err := r.Run(ctx, command.Cmd{Argv: []string{Bin, "list", "-H", "-o", "name", "-t", "all", name}})
 	if err == nil {
 		return true, nil
 	}
@@ -135,7 +139,7 @@ func Exists(ctx context.Context, r command.Runner, name string) (bool, error) {
 
 // Get returns one property's parsable value ("-" when unset).
 func Get(ctx context.Context, r command.Runner, name, prop string) (string, error) {
-	out, err := command.Output(ctx, r, "zfs", "get", "-H", "-p", "-o", "value", prop, name)
+	out, err := command.Output(ctx, r, Bin, "get", "-H", "-p", "-o", "value", prop, name)
 	if err != nil {
 		return "", wrap(name, err)
 	}
@@ -147,7 +151,7 @@ func UserProps(ctx context.Context, r command.Runner, dataset, prefix string) (m
 	if err := ValidateDataset(dataset); err != nil {
 		return nil, err
 	}
-	out, err := command.Output(ctx, r, "zfs", "get", "-H", "-p", "-s", "local", "-o", "property,value", "all", dataset)
+	out, err := command.Output(ctx, r, Bin, "get", "-H", "-p", "-s", "local", "-o", "property,value", "all", dataset)
 	if err != nil {
 		return nil, wrap(dataset, err)
 	}
@@ -172,7 +176,7 @@ func SetProps(ctx context.Context, r command.Runner, dataset string, props map[s
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	argv := []string{"zfs", "set"}
+	argv := []string{Bin, "set"}
 	for _, k := range keys {
 		if strings.ContainsAny(props[k], "\n\t") {
 			return fmt.Errorf("%s: property %s: value %q has a tab or newline", dataset, k, props[k])
@@ -184,7 +188,7 @@ func SetProps(ctx context.Context, r command.Runner, dataset string, props map[s
 
 // Inherit clears a locally set property.
 func Inherit(ctx context.Context, r command.Runner, dataset, prop string) error {
-	return wrap(dataset, r.Run(ctx, command.Cmd{Argv: []string{"zfs", "inherit", prop, dataset}}))
+	return wrap(dataset, r.Run(ctx, command.Cmd{Argv: []string{Bin, "inherit", prop, dataset}}))
 }
 
 // CreateSnapshot runs `zfs snapshot [-r] dataset@name`; -r snapshots all descendants in one
@@ -194,7 +198,7 @@ func CreateSnapshot(ctx context.Context, r command.Runner, dataset, name string,
 	if _, _, err := SplitSnapshot(full); err != nil {
 		return err
 	}
-	argv := []string{"zfs", "snapshot"}
+	argv := []string{Bin, "snapshot"}
 	if recursive {
 		argv = append(argv, "-r")
 	}
@@ -206,7 +210,7 @@ func DestroySnapshot(ctx context.Context, r command.Runner, full string, recursi
 	if _, _, err := SplitSnapshot(full); err != nil {
 		return err
 	}
-	argv := []string{"zfs", "destroy"}
+	argv := []string{Bin, "destroy"}
 	if recursive {
 		argv = append(argv, "-r")
 	}
@@ -214,8 +218,8 @@ func DestroySnapshot(ctx context.Context, r command.Runner, full string, recursi
 }
 
 // HoldArgv and ReleaseArgv are exported for plans, which show the exact commands.
-func HoldArgv(tag, full string) []string    { return []string{"zfs", "hold", "-r", tag, full} }
-func ReleaseArgv(tag, full string) []string { return []string{"zfs", "release", "-r", tag, full} }
+func HoldArgv(tag, full string) []string    { return []string{Bin, "hold", "-r", tag, full} }
+func ReleaseArgv(tag, full string) []string { return []string{Bin, "release", "-r", tag, full} }
 
 // Hold puts a user hold with tag on full and the same snapshot of every descendant. A hold that
 // is already there is not an error (the operation is meant to be repeatable).
@@ -251,7 +255,7 @@ func Holds(ctx context.Context, r command.Runner, fulls ...string) (map[string][
 	if len(fulls) == 0 {
 		return res, nil
 	}
-	out, err := command.Output(ctx, r, append([]string{"zfs", "holds", "-H"}, fulls...)...)
+	out, err := command.Output(ctx, r, append([]string{Bin, "holds", "-H"}, fulls...)...)
 	if err != nil {
 		return nil, wrap(strings.Join(fulls, " "), err)
 	}

@@ -24,3 +24,19 @@ func TestParseSnapshots(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "512": 512, "32m": 32 << 20, "32M": 32 << 20, "1g": 1 << 30, "2k": 2048, "1t": 1 << 40} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "m", "-1", "32 m", "32mb", "1.5g", "99999999999999999999", "9999999999t"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	if HumanBytes(1536) != "1.5K" || HumanBytes(10) != "10B" {
+		t.Errorf("HumanBytes: %s %s", HumanBytes(1536), HumanBytes(10))
+	}
+}
