@@ -14,9 +14,16 @@ import (
 
 // synthEtc writes a /etc-like tree: 150 directories, 3,000 files mostly 100 B-8 KiB with a few
 // of 100 KiB, 60 symlinks; and a /cfg of 60 files, a third of them overriding base files.
+// Some files belong to another user, as in a real /etc: that needs root.
 func synthEtc(b *testing.B) dirs {
 	b.Helper()
 	mustRoot(b)
+	return synthTree(b, true)
+}
+
+// synthTree is synthEtc's tree; chown: give some files to uid 80 (root only).
+func synthTree(b *testing.B, chown bool) dirs {
+	b.Helper()
 	top := b.TempDir()
 	d := dirs{filepath.Join(top, "base"), filepath.Join(top, "cfg"), filepath.Join(top, "etc")}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -45,7 +52,7 @@ func synthEtc(b *testing.B) dirs {
 		}
 		p := filepath.Join(d.base, dirNames[i%150], fmt.Sprintf("f%04d.conf", i))
 		must(os.WriteFile(p, buf[:size], 0o644))
-		if i%50 == 0 {
+		if chown && i%50 == 0 {
 			must(os.Chown(p, 80, 80))
 		}
 	}
@@ -84,6 +91,23 @@ func BenchmarkBuild(b *testing.B) {
 		emptyDst(b, d.dst)
 		if _, err := Build(context.Background(), d.base, d.overlay, d.dst, log); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMeasure is the pre-flight check of the same tree: what Build would write, nothing
+// written. It needs no root.
+func BenchmarkMeasure(b *testing.B) {
+	d := synthTree(b, os.Geteuid() == 0)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		st, err := Measure(ctx, d.base, d.overlay)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Files != 3040 {
+			b.Fatalf("Measure counted %d files, want 3,040", st.Files)
 		}
 	}
 }

@@ -34,7 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rollout-dev/rollout/fstabgen/atomicfile"
+	"github.com/rollout-dev/rollout/proto/atomicfile"
 )
 
 // WhiteoutFile, in the overlay's root, lists base paths to leave out.
@@ -42,11 +42,58 @@ const WhiteoutFile = ".rollout-remove"
 
 const tempPrefix = atomicfile.TempPrefix
 
-// Stats counts what Build wrote.
+// Stats counts what Build wrote, or what Measure found Build would write.
 type Stats struct {
 	Files, Dirs, Symlinks int
 	Bytes                 int64
 	Removed               int // base entries left out because of the whiteout list
+	// Need estimates the bytes a fresh file system needs to hold the tree; see addFile.
+	Need int64
+}
+
+// What a file system spends on each object, for Stats.Need. Need is an estimate, made to be
+// compared with the size of the jail's /etc memory disk before a jail is stopped, not an exact
+// figure for any one file system. The constants fit both backends: 4 KiB is the fragment of a
+// UFS2 from newfs(8) (its smallest allocation: a non-empty file or a directory takes at least
+// one) and tmpfs's page (its unit for file data); 512 bytes covers a UFS2 inode (256 bytes)
+// plus the entry naming it in its directory (8 bytes + the name, rounded to 4), and tmpfs's
+// node and directory entry in kernel memory. Not counted: UFS's own overhead (superblocks,
+// cylinder groups, the inode table newfs preallocates, the 8% minfree reserve that root may
+// use) and indirect blocks of files above a few hundred KiB; compare with a margin.
+const (
+	needBlock = 4096
+	needInode = 512
+	// UFS2 keeps a symlink's target in the inode up to this length (MAXSYMLINKLEN_UFS2);
+	// a longer target takes a block
+	shortSymlink = 120
+)
+
+func roundBlocks(n int64) int64 { return (n + needBlock - 1) / needBlock * needBlock }
+
+func (s *Stats) addFile(size int64) {
+	s.Files++
+	s.Bytes += size
+	s.Need += roundBlocks(size) + needInode
+}
+
+func (s *Stats) addDir() {
+	s.Dirs++
+	s.Need += needBlock + needInode
+}
+
+// addSymlink takes the target's length, which lstat reports as the symlink's size.
+func (s *Stats) addSymlink(targetLen int64) {
+	s.Symlinks++
+	s.Need += needInode
+	if targetLen >= shortSymlink {
+		s.Need += roundBlocks(targetLen)
+	}
+}
+
+// deviceError refuses a device node: /etc has none, and copying one into a jail would hand
+// the jail a device the host did not mean to give it.
+func deviceError(e *ent) error {
+	return fmt.Errorf("%s: device node (mode %#o) does not belong in /etc", e.path(), e.st.Mode)
 }
 
 // Build writes base with overlay on top into dst, an existing directory (the mount point of the
@@ -80,7 +127,7 @@ func Build(ctx context.Context, base, overlay, dst string, log *slog.Logger) (St
 	}
 	w.st.Removed = m.removed
 	log.Debug("etc built", "dst", dst, "base", base, "overlay", overlay, "files", w.st.Files, "dirs", w.st.Dirs,
-		"symlinks", w.st.Symlinks, "bytes", w.st.Bytes, "removed", w.st.Removed)
+		"symlinks", w.st.Symlinks, "bytes", w.st.Bytes, "removed", w.st.Removed, "need", w.st.Need)
 	return w.st, nil
 }
 
@@ -126,16 +173,27 @@ func readWhiteout(o *os.File) (map[string]bool, error) {
 	return wo, nil
 }
 
+// readWhiteoutRaw reads the list. O_NONBLOCK: the overlay is the jail's to write, and opening a
+// FIFO planted there as the list would otherwise wait for a writer forever; it has no effect on
+// a regular file, and anything else is refused before it is read.
 func readWhiteoutRaw(o *os.File) ([]byte, error) {
-	fd, err := unix.Openat(int(o.Fd()), WhiteoutFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	p := filepath.Join(o.Name(), WhiteoutFile)
+	fd, err := unix.Openat(int(o.Fd()), WhiteoutFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: filepath.Join(o.Name(), WhiteoutFile), Err: err}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(o.Name(), WhiteoutFile))
+	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s: not a regular file (mode %#o)", p, st.Mode)
+	}
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
@@ -190,14 +248,13 @@ func (w *builder) entry(rel string, it *item, d *os.File) error {
 		if err := setMeta(d, it.name, int(dd.Fd()), src); err != nil {
 			return err
 		}
-		w.st.Dirs++
+		w.st.addDir()
 	case unix.S_IFREG:
 		n, err := w.copyFile(src, d, it.name)
 		if err != nil {
 			return err
 		}
-		w.st.Files++
-		w.st.Bytes += n
+		w.st.addFile(n)
 	case unix.S_IFLNK:
 		target, err := readlinkAt(src.dir, src.name)
 		if err != nil {
@@ -215,11 +272,11 @@ func (w *builder) entry(rel string, it *item, d *os.File) error {
 		if err := setMeta(d, it.name, -1, src); err != nil {
 			return err
 		}
-		w.st.Symlinks++
+		w.st.addSymlink(int64(len(target)))
 	case unix.S_IFIFO, unix.S_IFSOCK:
 		w.log.Warn("etc: skipping FIFO or socket", "path", src.path())
 	default:
-		return fmt.Errorf("%s: device node (mode %#o) does not belong in /etc", src.path(), src.st.Mode)
+		return deviceError(src)
 	}
 	return nil
 }

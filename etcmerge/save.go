@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rollout-dev/rollout/fstabgen/atomicfile"
+	"github.com/rollout-dev/rollout/proto/atomicfile"
 )
 
 // Save copies paths of the live /etc (relative to /etc) into the overlay with their owner, mode

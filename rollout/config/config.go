@@ -7,15 +7,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/rollout/host"
 )
 
 // DefaultPath is where FreeBSD ports put configuration.
@@ -32,8 +37,42 @@ type Config struct {
 	Vhosts   map[string]*Vhost `toml:"vhost"`
 	Slaves   map[string]*Slave `toml:"slave"`
 
-	// Path is the file this was read from.
+	// Timeouts comes from the [timeouts] table (TOML strings such as "5m"; see rawTimeouts).
+	Timeouts Timeouts `toml:"-"`
+
+	// Path is the file this was read from; absolute when it came from Load.
 	Path string `toml:"-"`
+}
+
+// Timeouts are the deadlines of a jail's start, stop and health check.
+type Timeouts struct {
+	Start  time.Duration // the whole jail start; also jail(8)'s exec.timeout
+	Stop   time.Duration // the whole jail stop
+	Term   time.Duration // jail(8)'s stop.timeout: from SIGTERM to SIGKILL of the jail's processes
+	Health time.Duration // the health check
+}
+
+// Default timeouts.
+const (
+	DefaultStartTimeout  = 5 * time.Minute
+	DefaultStopTimeout   = 2 * time.Minute
+	DefaultTermTimeout   = 10 * time.Second
+	DefaultHealthTimeout = time.Minute
+)
+
+// rawTimeouts is the [timeouts] table as written; nil: not set, take the default.
+type rawTimeouts struct {
+	Start  *string `toml:"start"`
+	Stop   *string `toml:"stop"`
+	Term   *string `toml:"term"`
+	Health *string `toml:"health"`
+}
+
+// document is the file as decoded: Config, plus the tables whose values are converted after
+// decoding (TOML has no duration type, and Config exposes time.Duration).
+type document struct {
+	Config
+	Timeouts rawTimeouts `toml:"timeouts"`
 }
 
 // Proto is the prototype jail: the dataset whose recursive snapshots the vhosts run on.
@@ -97,33 +136,53 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// Load reads and checks a configuration file.
+// Load reads and checks a configuration file. Config.Path is then absolute and clean: it is
+// written into jail.conf's hooks, which jail(8) runs from its own working directory (rc.d/jail
+// runs from /), so a relative --config would name another file or none.
 func Load(file string) (*Config, error) {
-	data, err := os.ReadFile(file)
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	data, err := os.ReadFile(abs)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(file, data)
+	c, err := Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = abs
+	return c, nil
 }
 
 // Parse checks data as the contents of file.
 func Parse(file string, data []byte) (*Config, error) {
-	var c Config
+	var doc document
 	d := toml.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
+	if err := d.Decode(&doc); err != nil {
 		return nil, decodeError(file, err)
 	}
+	c := &doc.Config
 	c.Path = file
 	lines := keyLines(data)
-	if err := c.defaults().check(); err != nil {
+	fail := func(err error) error {
 		var ve *valueError
 		if errors.As(err, &ve) {
-			return nil, &Error{File: file, Line: lines[ve.key], Msg: ve.msg}
+			return &Error{File: file, Line: lines[ve.key], Msg: ve.msg}
 		}
-		return nil, &Error{File: file, Msg: err.Error()}
+		return &Error{File: file, Msg: err.Error()}
 	}
-	return &c, nil
+	if err := c.defaults().check(); err != nil {
+		return nil, fail(err)
+	}
+	t, err := doc.Timeouts.parse()
+	if err != nil {
+		return nil, fail(err)
+	}
+	c.Timeouts = t
+	return c, nil
 }
 
 func decodeError(file string, err error) error {
@@ -318,8 +377,8 @@ func (c *Config) check() error {
 	default:
 		return bad("etc.backend", "%q: must be \"md\" or \"tmpfs\"", c.Etc.Backend)
 	}
-	if !validSize(c.Etc.Size) {
-		return bad("etc.size", "%q: must be a size such as 32m or 1g", c.Etc.Size)
+	if err := checkEtcSize(c.Etc.Size); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(c.Vhosts))
 	for n := range c.Vhosts {
@@ -362,7 +421,7 @@ func (c *Config) check() error {
 				}
 			}
 		}
-		if s.Bwlimit != "" && !validSize(strings.ToLower(s.Bwlimit)) {
+		if s.Bwlimit != "" && !validAmount(strings.ToLower(s.Bwlimit)) {
 			return bad(k+".bwlimit", "%q: must be bytes per second such as 50m", s.Bwlimit)
 		}
 	}
@@ -407,28 +466,104 @@ func (c *Config) checkVhost(v *Vhost, paths map[string]string) error {
 	if err := checkName(k+".hostname", "hostname", v.Hostname); err != nil {
 		return err
 	}
-	for _, s := range []struct{ key, val string }{{"exec_start", v.ExecStart}, {"exec_stop", v.ExecStop}, {"interface", v.Interface}} {
-		if strings.ContainsAny(s.val, "\"\n;\\") {
-			return bad(k+"."+s.key, "%q: quotes, backslashes, ';' and newlines are not allowed", s.val)
+	return checkJailConf(k, v)
+}
+
+// checkJailConf applies the host's jail.conf(5) rule to every value of v that goes into
+// jail.conf, so that a value jail(8) would read differently ('$' expands a variable) is refused
+// now, with its line, rather than when a jail is (re)started.
+func checkJailConf(k string, v *Vhost) error {
+	for _, s := range []struct{ key, conf, val string }{
+		{"hostname", "host.hostname", v.Hostname},
+		{"exec_start", "exec.start", v.ExecStart},
+		{"exec_stop", "exec.stop", v.ExecStop},
+		{"interface", "interface", v.Interface},
+	} {
+		if err := host.CheckConfValue(s.conf, s.val); err != nil {
+			return bad(k+"."+s.key, "%v", err)
 		}
 	}
 	for _, ip := range v.IP4 {
-		if strings.ContainsAny(ip, " \"';\n") {
-			return bad(k+".ip4", "%q is not an address", ip)
+		if err := host.CheckConfValue("ip4.addr", ip); err != nil {
+			return bad(k+".ip4", "%v", err)
+		}
+		if err := checkIP4(ip); err != nil {
+			return bad(k+".ip4", "%q: %v", ip, err)
 		}
 	}
-	for pk, pv := range v.Params {
+	pks := make([]string, 0, len(v.Params))
+	for pk := range v.Params {
+		pks = append(pks, pk)
+	}
+	sort.Strings(pks) // the first bad one is always the same one
+	for _, pk := range pks {
 		if err := checkName(k+".params", "jail parameter", pk); err != nil {
 			return err
 		}
-		if strings.ContainsAny(pv, "\"\n;\\") {
-			return bad(k+".params."+pk, "%q: quotes, backslashes, ';' and newlines are not allowed", pv)
+		if err := host.CheckConfValue(pk, v.Params[pk]); err != nil {
+			return bad(k+".params."+pk, "%v", err)
 		}
 	}
 	return nil
 }
 
-func validSize(s string) bool {
+// checkIP4 accepts what jail(8) reads in ip4.addr: ADDR, ADDR/PREFIX, IFACE|ADDR and
+// IFACE|ADDR/PREFIX, with ADDR an IPv4 address.
+func checkIP4(s string) error {
+	if iface, addr, ok := strings.Cut(s, "|"); ok {
+		if !validIface(iface) {
+			return fmt.Errorf("%q is not an interface name", iface)
+		}
+		s = addr
+	}
+	var a netip.Addr
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("not an IPv4 address or ADDR/PREFIX: %v", err)
+		}
+		a = p.Addr()
+	} else {
+		var err error
+		if a, err = netip.ParseAddr(s); err != nil {
+			return fmt.Errorf("not an IPv4 address: %v", err)
+		}
+	}
+	if !a.Is4() {
+		return fmt.Errorf("not an IPv4 address")
+	}
+	return nil
+}
+
+// validIface accepts FreeBSD interface names: at most IFNAMSIZ-1 (15) letters, digits, '.',
+// '_' and '-' (em0, igb0.100, lagg0, epair0a).
+func validIface(s string) bool {
+	if s == "" || len(s) > 15 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkEtcSize requires a unit: mdconfig -s 32 makes a disk of 32 512-byte sectors and tmpfs
+// size=32 is 32 bytes, both far from the 32 MiB meant. The rule is fstabgen's (validSize).
+func checkEtcSize(s string) error {
+	if s == "" || !strings.ContainsRune("kmgtKMGT", rune(s[len(s)-1])) {
+		return bad("etc.size", "%q: needs a unit k, m, g or t, such as 32m (without one, mdconfig reads sectors and tmpfs bytes)", s)
+	}
+	n, err := strconv.ParseUint(s[:len(s)-1], 10, 32)
+	if err != nil || n == 0 {
+		return bad("etc.size", "%q: must be a positive whole number with a unit k, m, g or t, such as 32m", s)
+	}
+	return nil
+}
+
+// validAmount accepts a number with an optional k, m, g or t suffix.
+func validAmount(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -479,4 +614,47 @@ func (c *Config) VhostNames() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+// parse converts the [timeouts] table, applying the defaults.
+func (r rawTimeouts) parse() (Timeouts, error) {
+	t := Timeouts{Start: DefaultStartTimeout, Stop: DefaultStopTimeout, Term: DefaultTermTimeout, Health: DefaultHealthTimeout}
+	for _, f := range []struct {
+		key     string
+		raw     *string
+		dst     *time.Duration
+		seconds bool // written to jail.conf, which takes whole seconds
+	}{
+		{"timeouts.start", r.Start, &t.Start, true},
+		{"timeouts.stop", r.Stop, &t.Stop, false},
+		{"timeouts.term", r.Term, &t.Term, true},
+		{"timeouts.health", r.Health, &t.Health, false},
+	} {
+		if f.raw == nil {
+			continue
+		}
+		d, err := parseTimeout(f.key, *f.raw, f.seconds)
+		if err != nil {
+			return t, err
+		}
+		*f.dst = d
+	}
+	if t.Term >= t.Stop {
+		return t, bad("timeouts.term", "%v must be less than timeouts.stop (%v): the stop must outlast the wait for SIGKILL", t.Term, t.Stop)
+	}
+	return t, nil
+}
+
+func parseTimeout(key, s string, seconds bool) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad(key, "%q is not a duration such as 90s, 5m or 1h30m", s)
+	}
+	if d <= 0 {
+		return 0, bad(key, "%q: must be more than zero", s)
+	}
+	if seconds && d%time.Second != 0 {
+		return 0, bad(key, "%q: must be whole seconds (jail(8) reads it in seconds)", s)
+	}
+	return d, nil
 }

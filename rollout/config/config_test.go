@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExampleConfig(t *testing.T) {
@@ -22,6 +23,9 @@ func TestExampleConfig(t *testing.T) {
 		c.Proto.EtcMountpoint() != "/jail/proto/etc" || v.Dataset != "zpool/vhost1" ||
 		strings.Join(v.Datasets, ",") != "cfg,var,home" || v.Path != "/jail/vhost1" || c.Etc.Backend != "md" {
 		t.Fatalf("unexpected config %+v %+v", c, v)
+	}
+	if want := (Timeouts{Start: 5 * time.Minute, Stop: 2 * time.Minute, Term: 10 * time.Second, Health: time.Minute}); c.Timeouts != want {
+		t.Errorf("example timeouts %+v, want %+v", c.Timeouts, want)
 	}
 	s, err := c.Slave("slave2")
 	if err != nil || s.Port != 22 || s.Pool != "zpool" {
@@ -107,5 +111,168 @@ func TestLookups(t *testing.T) {
 	}
 	if _, err := c.Slave("nope"); err == nil {
 		t.Error("unknown slave accepted")
+	}
+}
+
+// parseErr parses toml as bad.toml and returns its error, failing if it was accepted.
+func parseErr(t *testing.T, name, toml string) string {
+	t.Helper()
+	_, err := Parse("bad.toml", []byte(toml))
+	if err == nil {
+		t.Errorf("%s: accepted:\n%s", name, toml)
+		return ""
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("%s: error is not one line: %q", name, err)
+	}
+	return err.Error()
+}
+
+// etc.size without a unit is 32 sectors to mdconfig and 32 bytes to tmpfs: refused.
+func TestEtcSizeNeedsUnit(t *testing.T) {
+	for _, size := range []string{"32", "0m", "m", "32mb", "-1m", "32 m", "+32m"} {
+		msg := parseErr(t, size, "pool = \"zpool\"\n[etc]\nsize = \""+size+"\"\n")
+		if want := "bad.toml:3: etc.size: \"" + size + "\": "; !strings.HasPrefix(msg, want) {
+			t.Errorf("size %q: error %q, want it to start with %q", size, msg, want)
+		}
+	}
+	if msg := parseErr(t, "32", "pool = \"zpool\"\n[etc]\nsize = \"32\"\n"); !strings.Contains(msg, "unit") {
+		t.Errorf("size \"32\": error %q does not say a unit is needed", msg)
+	}
+	for _, size := range []string{"32m", "32M", "1g", "1G", "65536k", "65536K", "1t"} {
+		c, err := Parse("ok.toml", []byte("pool = \"zpool\"\n[etc]\nsize = \""+size+"\"\n"))
+		if err != nil || c.Etc.Size != size {
+			t.Errorf("size %q: %v", size, err)
+		}
+	}
+}
+
+// Every value that goes into jail.conf is checked with the host's rule when the file loads:
+// jail(8) expands $variables even inside double quotes.
+func TestJailConfValuesRefusedAtLoad(t *testing.T) {
+	cases := []struct{ name, vhost, want string }{
+		{"exec_start $", "exec_start = \"/bin/sh /etc/rc $HOME\"\n", "bad.toml:3: vhost.v.exec_start: "},
+		{"exec_stop $", "exec_stop = \"/bin/sh ${x}\"\n", "bad.toml:3: vhost.v.exec_stop: "},
+		{"interface $", "interface = \"em$0\"\n", "bad.toml:3: vhost.v.interface: "},
+		{"ip4 $", "ip4 = [\"192.168.0.1\", \"$ip\"]\n", "bad.toml:3: vhost.v.ip4: "},
+		{"params $", "[vhost.v.params]\n\"allow.mount\" = \"$x\"\n", "bad.toml:4: vhost.v.params.allow.mount: "},
+		{"params tab", "[vhost.v.params]\n\"osrelease\" = \"14.1\\t\"\n", "bad.toml:4: vhost.v.params.osrelease: "},
+		{"exec_start control", "exec_start = \"/bin/sh\\u0007\"\n", "bad.toml:3: vhost.v.exec_start: "},
+		{"exec_start backslash", "exec_start = \"/bin/sh \\\\n\"\n", "bad.toml:3: vhost.v.exec_start: "},
+	}
+	for _, c := range cases {
+		msg := parseErr(t, c.name, "pool = \"zpool\"\n[vhost.v]\n"+c.vhost)
+		if !strings.HasPrefix(msg, c.want) {
+			t.Errorf("%s: error %q, want it to start with %q", c.name, msg, c.want)
+		}
+	}
+	// the hostname goes through the same rule: '$' never reaches jail.conf
+	if msg := parseErr(t, "hostname $", "pool = \"zpool\"\n[vhost.v]\nhostname = \"a$b\"\n"); !strings.HasPrefix(msg, "bad.toml:3: vhost.v.hostname: ") {
+		t.Errorf("hostname: error %q", msg)
+	}
+	// and Load, which the CLI calls, refuses it too
+	f := filepath.Join(t.TempDir(), "r.toml")
+	if err := os.WriteFile(f, []byte("pool = \"zpool\"\n[vhost.v]\nexec_start = \"/bin/sh $x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "r.toml:3: vhost.v.exec_start") || !strings.Contains(err.Error(), "$") {
+		t.Errorf("Load: %v", err)
+	}
+}
+
+// ip4 entries are IPv4 addresses in the forms jail(8) reads in ip4.addr.
+func TestIP4Addresses(t *testing.T) {
+	for _, ip := range []string{"999.1.1.1", "192.168.0", "192.168.0.011", "::1", "::ffff:192.168.0.1", "host.example",
+		"192.168.0.1/33", "192.168.0.1/", "em0|999.1.1.1", "|192.168.0.1", "em 0|192.168.0.1", "waytoolonginterface0|10.0.0.1",
+		"em0|lo0|10.0.0.1", ""} {
+		msg := parseErr(t, ip, "pool = \"zpool\"\n[vhost.v]\nip4 = [\""+ip+"\"]\n")
+		if want := "bad.toml:3: vhost.v.ip4: "; !strings.HasPrefix(msg, want) {
+			t.Errorf("ip4 %q: error %q, want it to start with %q", ip, msg, want)
+		}
+	}
+	for _, ip := range []string{"192.168.0.11", "10.0.0.1/24", "igb0|192.168.0.11", "lagg0.100|10.0.0.1/32", "epair0a|0.0.0.0"} {
+		if _, err := Parse("ok.toml", []byte("pool = \"zpool\"\n[vhost.v]\nip4 = [\""+ip+"\"]\n")); err != nil {
+			t.Errorf("ip4 %q refused: %v", ip, err)
+		}
+	}
+}
+
+// A relative --config must not reach jail.conf's exec.prestart hook: jail(8) runs hooks from its
+// own working directory.
+func TestLoadMakesPathAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rollout.toml"), []byte("pool = \"zpool\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	want, err := os.Stat(filepath.Join(dir, "rollout.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"rollout.toml", "./rollout.toml", "sub/../rollout.toml", "sub//..//./rollout.toml"} {
+		c, err := Load(rel)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", rel, err)
+		}
+		if !filepath.IsAbs(c.Path) || filepath.Clean(c.Path) != c.Path {
+			t.Errorf("Load(%q).Path = %q, want an absolute clean path", rel, c.Path)
+			continue
+		}
+		if got, err := os.Stat(c.Path); err != nil || !os.SameFile(got, want) {
+			t.Errorf("Load(%q).Path = %q names another file (%v)", rel, c.Path, err)
+		}
+	}
+}
+
+func TestTimeoutDefaults(t *testing.T) {
+	c, err := Parse("min.toml", []byte("pool = \"tank\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Timeouts{Start: 5 * time.Minute, Stop: 2 * time.Minute, Term: 10 * time.Second, Health: time.Minute}
+	if c.Timeouts != want {
+		t.Errorf("Timeouts = %+v, want %+v", c.Timeouts, want)
+	}
+}
+
+func TestTimeoutsParsed(t *testing.T) {
+	c, err := Parse("t.toml", []byte("pool = \"tank\"\n[timeouts]\nstart = \"10m\"\nstop = \"90s\"\nterm = \"30s\"\nhealth = \"1m30s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Timeouts{Start: 10 * time.Minute, Stop: 90 * time.Second, Term: 30 * time.Second, Health: 90 * time.Second}
+	if c.Timeouts != want {
+		t.Errorf("Timeouts = %+v, want %+v", c.Timeouts, want)
+	}
+	// one key set, the others keep their defaults
+	c, err = Parse("t.toml", []byte("pool = \"tank\"\n[timeouts]\nhealth = \"5s\"\n"))
+	if err != nil || c.Timeouts.Health != 5*time.Second || c.Timeouts.Start != 5*time.Minute || c.Timeouts.Term != 10*time.Second {
+		t.Errorf("health only: %+v, %v", c.Timeouts, err)
+	}
+}
+
+func TestBadTimeouts(t *testing.T) {
+	cases := []struct{ name, table, want string }{
+		{"zero start", "start = \"0s\"\n", "bad.toml:3: timeouts.start: \"0s\""},
+		{"zero no unit", "stop = \"0\"\n", "bad.toml:3: timeouts.stop: \"0\""},
+		{"negative", "health = \"-1m\"\n", "bad.toml:3: timeouts.health: \"-1m\""},
+		{"unparseable", "start = \"5 minutes\"\n", "bad.toml:3: timeouts.start: \"5 minutes\""},
+		{"no unit", "health = \"60\"\n", "bad.toml:3: timeouts.health: \"60\""},
+		{"empty", "term = \"\"\n", "bad.toml:3: timeouts.term: \"\""},
+		{"term not below stop", "stop = \"30s\"\nterm = \"30s\"\n", "bad.toml:4: timeouts.term: "},
+		{"term above default stop", "term = \"3m\"\n", "bad.toml:3: timeouts.term: "},
+		{"start in fractions", "start = \"1.5s\"\n", "bad.toml:3: timeouts.start: \"1.5s\""},
+		{"term in fractions", "term = \"500ms\"\n", "bad.toml:3: timeouts.term: \"500ms\""},
+		{"number", "start = 300\n", "bad.toml:3: "},
+		{"unknown key", "kill = \"1s\"\n", `bad.toml:3: unknown key "timeouts.kill"`},
+	}
+	for _, c := range cases {
+		msg := parseErr(t, c.name, "pool = \"zpool\"\n[timeouts]\n"+c.table)
+		if !strings.HasPrefix(msg, c.want) {
+			t.Errorf("%s: error %q, want it to start with %q", c.name, msg, c.want)
+		}
 	}
 }
