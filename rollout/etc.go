@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rollout-dev/rollout/etcmerge"
-	"github.com/rollout-dev/rollout/fstabgen"
+	"github.com/rollout-dev/rollout/proto/atomicfile"
 	"github.com/rollout-dev/rollout/rollout/config"
 )
 
@@ -72,7 +72,7 @@ func (m *Manager) EtcInit(ctx context.Context, name string) (etcmerge.Stats, err
 	t := etcTiming{Vhost: name, Duration: time.Since(start), Files: stats.Files, At: time.Now()}
 	if b, err := json.Marshal(t); err == nil {
 		_ = os.MkdirAll(m.Cfg.StateDir, 0o755)
-		_ = fstabgen.WriteFile(m.etcTimingFile(name), b, 0o644)
+		_ = atomicfile.Write(m.etcTimingFile(name), b, 0o644)
 	}
 	return stats, nil
 }

@@ -6,12 +6,14 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rollout-dev/rollout/etcmerge"
-	"github.com/rollout-dev/rollout/fstabgen"
 	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/atomicfile"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/rollout/config"
 )
 
 // PlanCreate plans a new vhost on snapshot ref: its datasets (mountpoint=legacy: jail(8) mounts
@@ -52,9 +54,9 @@ func (m *Manager) PlanCreate(ctx context.Context, name, ref string, start bool) 
 	}
 	j := m.Jail(v)
 	var create [][]string
-	create = append(create, []string{"zfs", "create", "-p", "-o", "mountpoint=legacy", v.Dataset})
+	create = append(create, []string{zfs.Bin, "create", "-p", "-o", "mountpoint=legacy", v.Dataset})
 	for _, c := range v.Datasets {
-		create = append(create, []string{"zfs", "create", "-p", "-o", "mountpoint=legacy", v.Dataset + "/" + c})
+		create = append(create, []string{zfs.Bin, "create", "-p", "-o", "mountpoint=legacy", v.Dataset + "/" + c})
 	}
 	st := &State{Vhost: v.Name, Dataset: v.Dataset}
 	fstabPath := m.Cfg.FstabPath(v)
@@ -72,13 +74,14 @@ func (m *Manager) PlanCreate(ctx context.Context, name, ref string, start bool) 
 			return os.MkdirAll(v.Path, 0o755)
 		}},
 		{Name: "hold", Cmds: cmds(zfs.HoldArgv(proto.HoldTag, to)), run: func(ctx context.Context) error { return zfs.Hold(ctx, m.R, proto.HoldTag, to) }},
-		{Name: "conf", Cmds: []string{"write " + m.Host.ConfFile(j)}, run: func(context.Context) error { _, err := m.WriteConf(v); return err }},
-		{Name: "fstab", Cmds: []string{"write " + fstabPath}, run: func(context.Context) error { return fstabgen.WriteFile(fstabPath, fstab, 0o644) }},
-		{Name: "commit", Cmds: cmds([]string{"zfs", "set", propSnapshot + "=" + to, propPending + "=" + none, v.Dataset}),
+		m.confStep(v),
+		{Name: "fstab", Cmds: []string{"write " + fstabPath}, run: func(context.Context) error { return atomicfile.Write(fstabPath, fstab, 0o644) }},
+		{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPending + "=" + none, v.Dataset}),
 			run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }},
 	}
+	vp.Steps = append(vp.Steps, m.bootStep(v, start))
 	if start {
-		vp.Steps = append(vp.Steps, Step{Name: "start", Cmds: cmds(m.Host.StartArgv(j)...), run: func(ctx context.Context) error { return m.Host.Start(ctx, j) }})
+		vp.Steps = append(vp.Steps, m.startStep(j))
 		if len(v.Health) > 0 {
 			vp.Steps = append(vp.Steps, m.healthStep(v))
 		}
@@ -96,7 +99,8 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Op: "repair"}
+	// each vhost on its own: one that cannot be repaired must not keep the others broken
+	p := &Plan{Op: "repair", Independent: true}
 	for _, v := range vs {
 		if ok, err := zfs.Exists(ctx, m.R, v.Dataset); err != nil || !ok {
 			continue
@@ -113,29 +117,32 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 		}
 		j := m.Jail(v)
 		vp.From = st.Pending.To
-		vp.Steps = []Step{{Name: "stop", Cmds: cmds(m.Host.StopArgv(j)...), run: func(ctx context.Context) error { return m.Host.Stop(ctx, j) }}}
+		// the conf first: jail -f with a missing file (a NanoBSD host's /etc after a reboot)
+		// fails in load_config before doing anything
+		vp.Steps = []Step{m.confStep(v), m.stopStep(j)}
 		if st.Snapshot != "" {
-			data, err := m.RenderFstab(v, st.Snapshot)
+			fstab, err := m.fstabStep(v, st.Snapshot)
 			if err != nil {
 				return nil, err
 			}
-			path := m.Cfg.FstabPath(v)
-			vp.Steps = append(vp.Steps, Step{Name: "fstab", Cmds: []string{"write " + path + " (" + st.Snapshot + ")"},
-				run: func(context.Context) error { return fstabgen.WriteFile(path, data, 0o644) }})
+			vp.Steps = append(vp.Steps, fstab)
 			if st.Pending.WasRunning {
-				vp.Steps = append(vp.Steps, Step{Name: "start", Cmds: cmds(m.Host.StartArgv(j)...), run: func(ctx context.Context) error { return m.Host.Start(ctx, j) }})
+				vp.Steps = append(vp.Steps, m.startStep(j))
 			}
 		}
-		vp.Steps = append(vp.Steps, Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + none, v.Dataset}),
-			run: func(ctx context.Context) error {
-				return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none})
-			}})
+		vp.Steps = append(vp.Steps, m.clearJournalStep(v))
 		p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished %s found (%s); back to %s", v.Name, st.Pending.Op, st.Pending, orDash(st.Snapshot)))
 		p.Vhosts = append(p.Vhosts, vp)
 	}
-	// /etc memory disks left by a crash (a jail whose start failed after exec.prestart, or a
-	// killed rollout) are found by their label and freed
-	p.Finally = append(p.Finally, Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses"},
+	p.Finally = append(p.Finally, m.orphansStep())
+	m.addRelease(ctx, p)
+	return p, nil
+}
+
+// orphansStep frees /etc memory disks left by a crash (a jail whose start failed after exec.prestart, or a
+// killed rollout) are found by their label and freed
+func (m *Manager) orphansStep() Step {
+	return Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses"},
 		run: func(ctx context.Context) error {
 			ids, err := m.Host.OrphanEtc(ctx)
 			if err != nil {
@@ -148,9 +155,7 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 				m.printf("freed orphaned /etc memory disk %s\n", id)
 			}
 			return nil
-		}})
-	m.addRelease(ctx, p)
-	return p, nil
+		}}
 }
 
 // WriteFstab regenerates v's fstab (and jail configuration) from the state on its dataset: the
@@ -174,30 +179,193 @@ func (m *Manager) WriteFstab(ctx context.Context, name string) (string, error) {
 	if _, err := m.WriteConf(v); err != nil {
 		return "", err
 	}
-	if err := fstabgen.WriteFile(m.Cfg.FstabPath(v), data, 0o644); err != nil {
+	if err := atomicfile.Write(m.Cfg.FstabPath(v), data, 0o644); err != nil {
 		return "", fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
 	return st.Snapshot, nil
 }
 
-// Start and Stop start or stop one vhost's jail as its state says.
-func (m *Manager) Start(ctx context.Context, name string) error {
-	v, err := m.Cfg.Vhost(name)
-	if err != nil {
-		return err
-	}
-	if _, err := m.WriteFstab(ctx, name); err != nil {
-		return err
-	}
-	return m.Host.Start(ctx, m.Jail(v))
+// confStep writes the vhost's jail.conf when it differs from what the config says.
+func (m *Manager) confStep(v *config.Vhost) Step {
+	return Step{Name: "conf", Cmds: []string{"write " + m.Host.ConfFile(m.Jail(v)) + " if it changed"},
+		run: func(context.Context) error { _, err := m.WriteConf(v); return err }}
 }
 
-func (m *Manager) Stop(ctx context.Context, name string) error {
-	v, err := m.Cfg.Vhost(name)
-	if err != nil {
-		return err
+// bootStep records whether the vhost is to run after a reboot (rollout:boot, read by boot).
+func (m *Manager) bootStep(v *config.Vhost, on bool) Step {
+	val := "off"
+	if on {
+		val = "on"
 	}
-	return m.Host.Stop(ctx, m.Jail(v))
+	return Step{Name: "boot", Cmds: cmds([]string{zfs.Bin, "set", propBoot + "=" + val, v.Dataset}),
+		run: func(ctx context.Context) error {
+			return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propBoot: val})
+		}}
+}
+
+// PlanStart plans starting vhosts on the snapshot their state names: jail.conf and fstab are
+// written from that state first, and the vhost is marked to be started at boot.
+func (m *Manager) PlanStart(ctx context.Context, names []string) (*Plan, error) {
+	vs, err := m.vhosts(names)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Op: "start " + strings.Join(names, " "), Independent: true}
+	for _, v := range vs {
+		st, err := m.committedState(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		running, err := m.Host.Running(ctx, v.Name)
+		if err != nil {
+			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		}
+		vp := &VhostPlan{Vhost: v.Name, From: st.Snapshot, To: st.Snapshot, Running: running}
+		fstab, err := m.fstabStep(v, st.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		vp.Steps = []Step{m.confStep(v), fstab, m.bootStep(v, true)}
+		if running {
+			vp.Noop = "already running on " + st.Snapshot
+		} else {
+			vp.Steps = append(vp.Steps, m.startStep(m.Jail(v)))
+		}
+		p.Vhosts = append(p.Vhosts, vp)
+	}
+	return p, nil
+}
+
+// PlanStop plans stopping vhosts; they stay stopped after a reboot (rollout:boot=off).
+func (m *Manager) PlanStop(ctx context.Context, names []string) (*Plan, error) {
+	vs, err := m.vhosts(names)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Op: "stop " + strings.Join(names, " "), Independent: true}
+	for _, v := range vs {
+		st, err := m.committedState(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		vp := &VhostPlan{Vhost: v.Name, From: st.Snapshot, To: st.Snapshot}
+		vp.Steps = []Step{m.confStep(v), m.stopStep(m.Jail(v)), m.bootStep(v, false)}
+		p.Vhosts = append(p.Vhosts, vp)
+	}
+	return p, nil
+}
+
+// committedState loads a vhost's state and refuses one with nothing committed or an
+// unfinished operation (repair first).
+func (m *Manager) committedState(ctx context.Context, v *config.Vhost) (*State, error) {
+	st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	if st.Pending != nil {
+		return nil, fmt.Errorf("vhost %s: an earlier %s did not finish (%s); run rollout repair %s first", v.Name, st.Pending.Op, st.Pending, v.Name)
+	}
+	if st.Snapshot == "" {
+		return nil, fmt.Errorf("vhost %s: no snapshot recorded on %s; use rollout create", v.Name, v.Dataset)
+	}
+	return st, nil
+}
+
+// fstabStep writes the vhost's fstab for snapshot full.
+func (m *Manager) fstabStep(v *config.Vhost, full string) (Step, error) {
+	data, err := m.RenderFstab(v, full)
+	if err != nil {
+		return Step{}, err
+	}
+	file := m.Cfg.FstabPath(v)
+	return Step{Name: "fstab", Cmds: []string{"write " + file + " (" + full + ", atomic rename)"},
+		run: func(context.Context) error { return atomicfile.Write(file, data, 0o644) }}, nil
+}
+
+// PlanBoot plans what a host's boot needs (rc.d/rollout runs it before rc.d/jail): on a
+// NanoBSD host /etc is a memory disk, so every vhost's jail.conf and fstab are written again
+// from its state in ZFS; an operation a power cut interrupted is repaired (the vhost goes
+// back to its committed snapshot); then the vhosts marked rollout:boot=on are started. Each
+// vhost on its own: one that fails does not keep the others down.
+func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
+	p := &Plan{Op: "boot", Independent: true}
+	for _, name := range m.Cfg.VhostNames() {
+		v := m.Cfg.Vhosts[name]
+		vp := &VhostPlan{Vhost: v.Name}
+		p.Vhosts = append(p.Vhosts, vp)
+		ok, err := zfs.Exists(ctx, m.R, v.Dataset)
+		if err != nil {
+			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		}
+		if !ok {
+			vp.Noop = "no dataset " + v.Dataset + " (rollout create " + v.Name + ")"
+			continue
+		}
+		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+		if err != nil {
+			return nil, err
+		}
+		vp.From, vp.To = st.Snapshot, st.Snapshot
+		if st.Snapshot == "" {
+			vp.Noop = "no snapshot recorded (rollout create " + v.Name + ")"
+			continue
+		}
+		j := m.Jail(v)
+		running, err := m.Host.Running(ctx, v.Name)
+		if err != nil {
+			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		}
+		vp.Running = running
+		vp.Steps = []Step{m.confStep(v)}
+		if st.Pending != nil {
+			vp.From = st.Pending.To
+			p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished %s found (%s); back to %s", v.Name, st.Pending.Op, st.Pending, st.Snapshot))
+			vp.Steps = append(vp.Steps, m.stopStep(j))
+			running = false
+		}
+		fstab, err := m.fstabStep(v, st.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		vp.Steps = append(vp.Steps, fstab)
+		if st.Pending != nil {
+			vp.Steps = append(vp.Steps, m.clearJournalStep(v))
+		}
+		if st.Boot && !running {
+			vp.Steps = append(vp.Steps, m.startStep(j))
+		}
+	}
+	p.Finally = append(p.Finally, m.orphansStep())
+	m.addRelease(ctx, p)
+	return p, nil
+}
+
+func (m *Manager) clearJournalStep(v *config.Vhost) Step {
+	return Step{Name: "journal", Cmds: cmds([]string{zfs.Bin, "set", propPending + "=" + none, v.Dataset}),
+		run: func(ctx context.Context) error {
+			return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none})
+		}}
+}
+
+// PlanShutdown plans stopping every running vhost at a host's shutdown, leaving rollout:boot as
+// it is so that boot starts them again.
+func (m *Manager) PlanShutdown(ctx context.Context) (*Plan, error) {
+	p := &Plan{Op: "shutdown", Independent: true}
+	for _, name := range m.Cfg.VhostNames() {
+		v := m.Cfg.Vhosts[name]
+		running, err := m.Host.Running(ctx, v.Name)
+		if err != nil {
+			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		}
+		vp := &VhostPlan{Vhost: v.Name, Running: running}
+		if running {
+			vp.Steps = []Step{m.stopStep(m.Jail(v))}
+		} else {
+			vp.Noop = "not running"
+		}
+		p.Vhosts = append(p.Vhosts, vp)
+	}
+	return p, nil
 }
 
 // VhostStatus is what `rollout status` shows of one vhost.

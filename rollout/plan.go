@@ -51,6 +51,9 @@ type Plan struct {
 	Vhosts   []*VhostPlan `json:"vhosts"`
 	Finally  []Step       `json:"finally"` // after all vhosts: release holds no vhost needs
 	Parallel int          `json:"parallel"`
+	// Independent: no canary; every vhost is attempted whatever happens to the others
+	// (repair, boot, start, stop).
+	Independent bool `json:"independent,omitempty"`
 }
 
 // Print writes the plan for people.
@@ -61,7 +64,7 @@ func (p *Plan) Print(w io.Writer) {
 	}
 	for i, v := range p.Vhosts {
 		order := ""
-		if len(p.Vhosts) > 1 && i == 0 {
+		if len(p.Vhosts) > 1 && i == 0 && !p.Independent {
 			order = " (canary: the others wait for it)"
 		}
 		if v.Noop != "" {
@@ -135,7 +138,7 @@ func (m *Manager) Execute(ctx context.Context, p *Plan) ([]VhostResult, error) {
 	if len(work) > 0 {
 		r, err := m.runVhost(ctx, work[0])
 		record(0, r, err)
-		if err != nil && len(work) > 1 {
+		if err != nil && len(work) > 1 && !p.Independent {
 			for i, v := range work[1:] {
 				results[i+1] = VhostResult{Vhost: v.Vhost, From: v.From, To: v.To, Skipped: true, Error: "not started: the canary failed"}
 			}
@@ -205,7 +208,7 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 		}
 		if err == nil {
 			m.Log.Debug("step done", "vhost", v.Vhost, "step", s.Name, "duration", d)
-			if s.Name == "health" || (s.Name == "start" && !hasStep(v.Steps, "health")) {
+			if stopped && (s.Name == "health" || (s.Name == "start" && !hasStep(v.Steps, "health"))) {
 				res.Downtime = time.Since(downStart)
 			}
 			continue
@@ -232,6 +235,10 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 		}
 		m.printf("%s: now on %s; downtime %s (stop %s, start %s incl. /etc %s%s)\n", v.Vhost, v.To,
 			round(res.Downtime), round(res.Stop), round(res.Start), round(res.Etc), health)
+	} else if hasStep(v.Steps, "start") {
+		m.printf("%s: running on %s\n", v.Vhost, v.To)
+	} else if hasStep(v.Steps, "stop") {
+		m.printf("%s: stopped (on %s)\n", v.Vhost, orDash(v.To))
 	} else {
 		m.printf("%s: now on %s (not running: the next start uses it)\n", v.Vhost, v.To)
 	}

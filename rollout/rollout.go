@@ -10,14 +10,18 @@
 package rollout
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path"
+	"time"
 
 	"github.com/rollout-dev/rollout/fstabgen"
 	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/atomicfile"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 	"github.com/rollout-dev/rollout/rollout/config"
@@ -50,7 +54,43 @@ func (m *Manager) Jail(v *config.Vhost) host.Jail {
 	}
 	return host.Jail{Name: v.Name, Path: v.Path, Hostname: v.Hostname, Fstab: m.Cfg.FstabPath(v),
 		IP4: v.IP4, Interface: v.Interface, ExecStart: v.ExecStart, ExecStop: v.ExecStop,
-		Prestart: hook("init"), Poststop: hook("cleanup"), Params: v.Params}
+		Prestart: hook("init"), Poststop: hook("cleanup"), Params: v.Params,
+		// where rc.d/jail puts it, so admins find it where they look
+		ConsoleLog:  "/var/log/jail_" + v.Name + "_console.log",
+		ExecTimeout: m.Cfg.Timeouts.Start, StopTimeout: m.Cfg.Timeouts.Term}
+}
+
+// within runs fn with a deadline of d (none when d is 0): no jail(8), hook or health check can
+// hold rollout, and its lock, forever.
+func within(ctx context.Context, d time.Duration, fn func(context.Context) error) error {
+	if d <= 0 {
+		return fn(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := fn(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (gave up after %s)", err, d)
+	}
+	return err
+}
+
+// startJail, stopJail and the health step are the only ways rollout starts or stops a jail:
+// each within its configured deadline.
+func (m *Manager) startJail(ctx context.Context, j host.Jail) error {
+	return within(ctx, m.Cfg.Timeouts.Start, func(ctx context.Context) error { return m.Host.Start(ctx, j) })
+}
+
+func (m *Manager) stopJail(ctx context.Context, j host.Jail) error {
+	return within(ctx, m.Cfg.Timeouts.Stop, func(ctx context.Context) error { return m.Host.Stop(ctx, j) })
+}
+
+func (m *Manager) startStep(j host.Jail) Step {
+	return Step{Name: "start", Cmds: cmds(m.Host.StartArgv(j)...), run: func(ctx context.Context) error { return m.startJail(ctx, j) }}
+}
+
+func (m *Manager) stopStep(j host.Jail) Step {
+	return Step{Name: "stop", Cmds: cmds(m.Host.StopArgv(j)...), run: func(ctx context.Context) error { return m.stopJail(ctx, j) }}
 }
 
 // snapName is the part after '@'.
@@ -68,12 +108,29 @@ func (m *Manager) RenderFstab(v *config.Vhost, full string) ([]byte, error) {
 	if ds != m.Cfg.Proto.Dataset {
 		return nil, fmt.Errorf("vhost %s: %s is not a snapshot of the prototype %s", v.Name, full, m.Cfg.Proto.Dataset)
 	}
-	spec := fstabgen.SpecFor(m.Cfg, v, n)
-	b, err := fstabgen.Render(spec)
+	b, err := fstabgen.Render(fstabSpec(m.Cfg, v, n))
 	if err != nil {
 		return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
 	return b, nil
+}
+
+// fstabSpec is the fstab of vhost v running on the prototype snapshot snapName.
+func fstabSpec(cfg *config.Config, v *config.Vhost, snapName string) fstabgen.Spec {
+	s := fstabgen.Spec{
+		Vhost:              v.Name,
+		ProtoMountpoint:    cfg.Proto.Mountpoint,
+		ProtoEtcMountpoint: cfg.Proto.EtcMountpoint(),
+		Snapshot:           snapName,
+		SnapshotFull:       cfg.Proto.Dataset + "@" + snapName,
+		JailPath:           v.Path,
+		EtcBackend:         cfg.Etc.Backend,
+		EtcSize:            cfg.Etc.Size,
+	}
+	for _, d := range v.Datasets {
+		s.Datasets = append(s.Datasets, fstabgen.Mount{Dataset: v.Dataset + "/" + d, Dir: path.Join(v.Path, d)})
+	}
+	return s
 }
 
 // ReadFstab reads and parses v's fstab; (nil, nil) when there is none.
@@ -106,7 +163,7 @@ func (m *Manager) WriteConf(v *config.Vhost) (bool, error) {
 	if err := os.MkdirAll(path.Dir(file), 0o755); err != nil {
 		return false, fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
-	if err := fstabgen.WriteFile(file, b, 0o644); err != nil {
+	if err := atomicfile.Write(file, b, 0o644); err != nil {
 		return false, fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
 	return true, nil

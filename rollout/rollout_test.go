@@ -62,7 +62,7 @@ func TestJournalRoundTrip(t *testing.T) {
 
 func TestLoadStateAndCommit(t *testing.T) {
 	r := &recorder{out: map[string]string{
-		"zfs get": "rollout:snapshot\tzpool/proto@2\nrollout:previous\tzpool/proto@1\nrollout:history\tnone\nrollout:pending\tnone\ncompression\tlz4\n",
+		"/sbin/zfs get": "rollout:snapshot\tzpool/proto@2\nrollout:previous\tzpool/proto@1\nrollout:history\tnone\nrollout:pending\tnone\ncompression\tlz4\n",
 	}}
 	st, err := LoadState(context.Background(), r, "vhost1", "zpool/vhost1")
 	if err != nil {
@@ -75,12 +75,12 @@ func TestLoadStateAndCommit(t *testing.T) {
 	if err := commit(context.Background(), r, st, "zpool/proto@3"); err != nil {
 		t.Fatal(err)
 	}
-	want := "zfs set rollout:history=zpool/proto@1 rollout:pending=none rollout:previous=zpool/proto@2 rollout:snapshot=zpool/proto@3 zpool/vhost1"
+	want := "/sbin/zfs set rollout:history=zpool/proto@1 rollout:pending=none rollout:previous=zpool/proto@2 rollout:snapshot=zpool/proto@3 zpool/vhost1"
 	if len(r.calls) != 1 || r.calls[0] != want {
 		t.Fatalf("commit ran %q, want one transaction %q", r.calls, want)
 	}
 	// a corrupt property is refused, naming the vhost
-	r.out["zfs get"] = "rollout:snapshot\tzpool/proto@2;reboot\n"
+	r.out["/sbin/zfs get"] = "rollout:snapshot\tzpool/proto@2;reboot\n"
 	if _, err := LoadState(context.Background(), r, "vhost1", "zpool/vhost1"); err == nil || !strings.Contains(err.Error(), "vhost vhost1") {
 		t.Fatalf("corrupt state: %v", err)
 	}
@@ -160,6 +160,23 @@ func TestExecuteCanaryAndParallel(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	if len(log) != 6 || log[0] != "a:stop" || log[1] != "a:start" || !res[0].OK || res[1].OK || !res[2].OK {
+		t.Fatalf("ran %v, results %+v", log, res)
+	}
+}
+
+// repair and boot: no canary. A vhost that cannot be repaired does not keep the others broken.
+func TestExecuteIndependent(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	mk := func(name, failAt string) *VhostPlan {
+		return &VhostPlan{Vhost: name, Steps: steps(&log, &mu, name, failAt, "conf", "stop", "fstab")}
+	}
+	m := &Manager{Log: quietLog(), Cfg: &config.Config{StateDir: t.TempDir()}}
+	res, err := m.Execute(context.Background(), &Plan{Independent: true, Vhosts: []*VhostPlan{mk("a", "stop"), mk("b", ""), mk("c", "")}})
+	if err == nil || !strings.Contains(err.Error(), "vhost a: stop failed") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Join(log, " ") != "a:conf a:stop b:conf b:stop b:fstab c:conf c:stop c:fstab" || res[1].Skipped || !res[1].OK || !res[2].OK {
 		t.Fatalf("ran %v, results %+v", log, res)
 	}
 }

@@ -17,6 +17,7 @@ const (
 	propPrevious = "rollout:previous" // the one it ran on before, the rollback target
 	propHistory  = "rollout:history"  // earlier ones, newest first, comma separated
 	propPending  = "rollout:pending"  // the journal: an operation in progress, or "none"
+	propBoot     = "rollout:boot"     // "on": start the vhost at boot (rollout boot); "off": leave it stopped
 	historyLen   = 8
 	none         = "none"
 )
@@ -29,6 +30,9 @@ type State struct {
 	Previous string   // full name or ""
 	History  []string // older snapshots, newest first
 	Pending  *Journal // nil when no operation is in progress
+	// Boot: start the vhost at boot. Set by create and start, cleared by stop; a vhost from
+	// before the property existed counts as on, as create starts vhosts by default.
+	Boot bool
 }
 
 // Journal is an operation in progress on one vhost, written before the first step that changes
@@ -86,7 +90,8 @@ func LoadState(ctx context.Context, r command.Runner, vhost, dataset string) (*S
 	if err != nil {
 		return nil, fmt.Errorf("vhost %s: %w", vhost, err)
 	}
-	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: propValue(props[propSnapshot]), Previous: propValue(props[propPrevious])}
+	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: propValue(props[propSnapshot]), Previous: propValue(props[propPrevious]),
+		Boot: props[propBoot] != "off"}
 	if h := propValue(props[propHistory]); h != "" && h != none {
 		st.History = strings.Split(h, ",")
 	}

@@ -2,7 +2,9 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,11 +13,11 @@ import (
 	"strings"
 
 	"github.com/rollout-dev/rollout/etcmerge"
-	"github.com/rollout-dev/rollout/fstabgen"
 	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/host"
 )
 
 // SwitchOptions are the options of promote and rollback.
@@ -139,11 +141,15 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 		vp.Noop = "already on " + to
 		return vp, nil, nil
 	}
-	newFstab, err := m.RenderFstab(v, to)
+	newFstab, err := m.fstabStep(v, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	checks = append(checks, fmt.Sprintf("vhost %s: fstab for %s renders", v.Name, to))
+	// jail.conf too, before the journal is written: a value it cannot carry stops here
+	if _, err := m.Host.RenderConf(m.Jail(v)); err != nil {
+		return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	checks = append(checks, fmt.Sprintf("vhost %s: fstab for %s and jail.conf render", v.Name, to))
 	if err := m.checkMountpoints(ctx, v, to); err != nil {
 		return nil, nil, err
 	}
@@ -153,56 +159,49 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 	checks = append(checks, fmt.Sprintf("vhost %s: its /etc builds from %s plus its /cfg", v.Name, to))
 
 	j := m.Jail(v)
-	writeFstab := func(full string, data []byte) Step {
-		return Step{Name: "fstab", Cmds: []string{fmt.Sprintf("write %s (nullfs root from %s, atomic rename)", fstabPath, full)},
-			run: func(context.Context) error { return fstabgen.WriteFile(fstabPath, data, 0o644) }}
-	}
 	journal := &Journal{Op: op, From: st.Snapshot, To: to, Step: "switch", WasRunning: running}
 	hold := Step{Name: "hold", Cmds: cmds(zfs.HoldArgv(proto.HoldTag, to)),
 		run: func(ctx context.Context) error { return zfs.Hold(ctx, m.R, proto.HoldTag, to) }}
-	jr := Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + journal.String(), v.Dataset}),
+	jr := Step{Name: "journal", Cmds: cmds([]string{zfs.Bin, "set", propPending + "=" + journal.String(), v.Dataset}),
 		run: func(ctx context.Context) error { return writeJournal(ctx, m.R, v.Dataset, journal) }}
-	conf := Step{Name: "conf", Cmds: []string{"write " + m.Host.ConfFile(j) + " if it changed"},
-		run: func(context.Context) error { _, err := m.WriteConf(v); return err }}
-	stop := Step{Name: "stop", Cmds: cmds(m.Host.StopArgv(j)...), run: func(ctx context.Context) error { return m.Host.Stop(ctx, j) }}
-	start := Step{Name: "start", Cmds: cmds(m.Host.StartArgv(j)...), run: func(ctx context.Context) error { return m.Host.Start(ctx, j) }}
-	commitStep := Step{Name: "commit", Cmds: cmds([]string{"zfs", "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
+	conf := m.confStep(v)
+	stop := m.stopStep(j)
+	start := m.startStep(j)
+	commitStep := Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
 		run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }}
 
 	vp.Steps = []Step{hold, jr, conf}
 	if running {
-		vp.Steps = append(vp.Steps, stop, writeFstab(to, newFstab), start)
+		vp.Steps = append(vp.Steps, stop, newFstab, start)
 		if len(v.Health) > 0 {
 			vp.Steps = append(vp.Steps, m.healthStep(v))
 		}
 	} else {
-		vp.Steps = append(vp.Steps, writeFstab(to, newFstab))
+		vp.Steps = append(vp.Steps, newFstab)
 	}
 	vp.Steps = append(vp.Steps, commitStep)
 
 	if running {
-		clear := Step{Name: "journal", Cmds: cmds([]string{"zfs", "set", propPending + "=" + none, v.Dataset}),
-			run: func(ctx context.Context) error {
-				return zfs.SetProps(ctx, m.R, v.Dataset, map[string]string{propPending: none})
-			}}
 		vp.Undo = []Step{stop}
 		if st.Snapshot != "" {
-			oldFstab, err := m.RenderFstab(v, st.Snapshot)
+			oldFstab, err := m.fstabStep(v, st.Snapshot)
 			if err != nil {
 				return nil, nil, err
 			}
-			vp.Undo = append(vp.Undo, writeFstab(st.Snapshot, oldFstab), start)
+			vp.Undo = append(vp.Undo, oldFstab, start)
 		}
-		vp.Undo = append(vp.Undo, clear)
+		vp.Undo = append(vp.Undo, m.clearJournalStep(v))
 	}
 	return vp, checks, nil
 }
 
 func (m *Manager) healthStep(v *config.Vhost) Step {
-	argv := append([]string{"jexec", v.Name}, v.Health...)
-	return Step{Name: "health", Cmds: cmds(argv), run: func(ctx context.Context) error {
+	return Step{Name: "health", Cmds: cmds(host.ExecArgv(v.Name, v.Health)), run: func(ctx context.Context) error {
 		var out strings.Builder
-		if err := m.Host.Exec(ctx, v.Name, v.Health, &out, &out); err != nil {
+		err := within(ctx, m.Cfg.Timeouts.Health, func(ctx context.Context) error {
+			return m.Host.Exec(ctx, v.Name, v.Health, &out, &out)
+		})
+		if err != nil {
 			msg := strings.Join(strings.Fields(out.String()), " ")
 			if len(msg) > 200 {
 				msg = msg[len(msg)-200:]
@@ -213,8 +212,11 @@ func (m *Manager) healthStep(v *config.Vhost) Step {
 	}}
 }
 
-// checkMountpoints makes sure the snapshot has the directories the fstab mounts on: a
-// prototype without /cfg or /var would make the jail start fail half way.
+// checkMountpoints makes sure the snapshot has the directories the jail mounts on, as real
+// directories: a prototype without /cfg or /var would make the jail start fail half way, and
+// jail(8) refuses a mount point with a symbolic link anywhere below the jail's path
+// (usr.sbin/jail/command.c, check_path: "is a symbolic link"), as bsdinstall's
+// /home -> usr/home is. Each component is looked at with lstat, as jail(8) does.
 func (m *Manager) checkMountpoints(ctx context.Context, v *config.Vhost, full string) error {
 	root, release, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.Dataset, m.Cfg.Proto.Mountpoint, snapName(full))
 	if err != nil {
@@ -224,16 +226,36 @@ func (m *Manager) checkMountpoints(ctx context.Context, v *config.Vhost, full st
 	dirs := []string{"conf/base/etc", "etc", "dev"}
 	dirs = append(dirs, v.Datasets...)
 	for _, d := range dirs {
-		fi, err := os.Stat(filepath.Join(root, d))
-		if err != nil || !fi.IsDir() {
-			return fmt.Errorf("vhost %s: %s has no directory /%s to mount on; create it in the prototype and take a new snapshot", v.Name, full, d)
+		if err := realDir(root, d); err != nil {
+			return fmt.Errorf("vhost %s: %s: %w; fix it in the prototype and take a new snapshot", v.Name, full, err)
 		}
 	}
 	return nil
 }
 
-// trialEtc builds the vhost's /etc from the new snapshot into a scratch directory, so that a
-// /etc that cannot be built is found before the jail stops.
+// realDir checks that every component of rel below root is a directory, not a symlink.
+func realDir(root, rel string) error {
+	p := root
+	for _, c := range strings.Split(rel, "/") {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("no directory /%s to mount on", rel)
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("/%s is a symbolic link, which jail(8) refuses below a jail's path (mount point /%s)", strings.TrimPrefix(strings.TrimPrefix(p, root), "/"), rel)
+		case !fi.IsDir():
+			return fmt.Errorf("/%s is not a directory (mount point /%s)", strings.TrimPrefix(strings.TrimPrefix(p, root), "/"), rel)
+		}
+	}
+	return nil
+}
+
+// trialEtc checks, before the jail stops, that the vhost's /etc can be built from the new
+// snapshot plus its /cfg and fits the memory disk. It only reads: etcmerge.Measure walks
+// both trees as Build would, without copying the tenant's files anywhere.
 func (m *Manager) trialEtc(ctx context.Context, v *config.Vhost, full string) error {
 	base, release, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.EtcDataset(), m.Cfg.Proto.EtcMountpoint(), snapName(full))
 	if err != nil {
@@ -244,29 +266,29 @@ func (m *Manager) trialEtc(ctx context.Context, v *config.Vhost, full string) er
 	if fstype, ok, err := m.Host.Mounted(ctx, overlay); err != nil || !ok || fstype != "zfs" {
 		overlay = "" // the jail is not running: its /cfg is not mounted, the base alone is checked
 	}
-	if err := os.MkdirAll(m.Cfg.StateDir, 0o755); err != nil {
-		return err
-	}
-	dst, err := os.MkdirTemp(m.Cfg.StateDir, "etc-trial-"+v.Name+"-")
+	st, err := etcmerge.Measure(ctx, base, overlay)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dst)
-	if overlay == "" {
-		empty := filepath.Join(dst, "empty-cfg")
-		if err := os.Mkdir(empty, 0o755); err != nil {
-			return err
-		}
-		overlay = empty
-		dst = filepath.Join(dst, "etc")
-		if err := os.Mkdir(dst, 0o755); err != nil {
-			return err
-		}
-	}
-	if _, err := etcmerge.Build(ctx, base, overlay, dst, m.Log); err != nil {
 		return fmt.Errorf("vhost %s: its /etc cannot be built from %s: %w", v.Name, full, err)
 	}
+	size, err := zfs.ParseSize(m.Cfg.Etc.Size)
+	if err != nil {
+		return fmt.Errorf("etc.size: %w", err)
+	}
+	if room := usable(size, m.Cfg.Etc.Backend); st.Need > room {
+		return fmt.Errorf("vhost %s: its /etc from %s needs about %s, more than the %s the %s /etc holds (etc.size = %q); raise etc.size",
+			v.Name, full, zfs.HumanBytes(st.Need), zfs.HumanBytes(room), m.Cfg.Etc.Backend, m.Cfg.Etc.Size)
+	}
 	return nil
+}
+
+// usable is what a fresh /etc memory file system of size bytes holds. UFS (newfs on md(4))
+// keeps about a tenth for its cylinder groups and inodes at newfs's defaults; root may write
+// into the minfree reserve, so that is not counted. tmpfs has no such overhead.
+func usable(size int64, backend string) int64 {
+	if backend == host.BackendMD {
+		return size / 10 * 9
+	}
+	return size
 }
 
 // addRelease adds the final step: release the holds of snapshots that no vhost needs any more.

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,22 +14,15 @@ import (
 	"github.com/rollout-dev/rollout/rollout/host"
 )
 
-// manager builds the rollout.Manager for this host: FreeBSD's jail(8) and md(4) on FreeBSD,
-// the lab's namespaces and tmpfs on Linux.
+// manager builds the rollout.Manager for this host. There is one host, FreeBSD's (jail(8),
+// md(4)); the test lab runs this same binary, built for Linux, against FreeBSD's userland
+// emulated at FreeBSD's paths.
 func (e *env) manager() (*rollout.Manager, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	var h host.Host
-	switch runtime.GOOS {
-	case "freebsd":
-		h = host.NewFreeBSD(e.local, e.log)
-	case "linux":
-		h = host.NewLinux(e.local, e.log, filepath.Join(e.cfg.StateDir, "jails"))
-	default:
-		return nil, fmt.Errorf("rollout runs on FreeBSD (and, for its test lab, Linux), not %s", runtime.GOOS)
-	}
+	h := host.NewFreeBSD(e.local, e.log)
 	out := e.out
 	if e.json {
 		out = io.Discard
@@ -39,8 +30,12 @@ func (e *env) manager() (*rollout.Manager, error) {
 	return &rollout.Manager{Cfg: e.cfg, R: e.local, Host: h, Log: e.log, Out: out, Self: self}, nil
 }
 
-// locked runs fn holding the lock that keeps rollouts that change things apart.
-func (e *env) locked(fn func() error) error {
+// locked runs fn holding the lock that keeps rollouts that change things apart. A dry run
+// changes nothing, not even the lock file, so it takes no lock.
+func (e *env) locked(c *cli.Context, fn func() error) error {
+	if c.Bool("dry-run") {
+		return fn()
+	}
 	l, err := rollout.AcquireLock(e.cfg.StateDir)
 	if err != nil {
 		return err
@@ -77,7 +72,7 @@ func jailCommands() []*cli.Command {
 			ArgsUsage: "VHOST proto@N",
 			Flags:     []cli.Flag{dryRunFlag, &cli.BoolFlag{Name: "no-start", Usage: "do not start the jail"}},
 			Action: withEnv(2, 2, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
+				return e.locked(c, func() error {
 					plan, err := m.PlanCreate(c.Context, c.Args().Get(0), c.Args().Get(1), !c.Bool("no-start"))
 					if err != nil {
 						return err
@@ -95,7 +90,7 @@ func jailCommands() []*cli.Command {
 				if c.Int("parallel") < 1 {
 					return usagef("promote: --parallel %d: must be at least 1", c.Int("parallel"))
 				}
-				return e.locked(func() error {
+				return e.locked(c, func() error {
 					plan, err := m.PlanPromote(c.Context, c.Args().First(), c.Args().Tail(), rollout.SwitchOptions{Parallel: c.Int("parallel")})
 					if err != nil {
 						return err
@@ -111,7 +106,7 @@ func jailCommands() []*cli.Command {
 			Flags: []cli.Flag{dryRunFlag, &cli.StringFlag{Name: "to", Usage: "roll back to `proto@M` instead of the previous snapshot"},
 				&cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the first, switch `K` vhosts at a time"}},
 			Action: withEnv(1, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
+				return e.locked(c, func() error {
 					plan, err := m.PlanRollback(c.Context, c.Args().Slice(), c.String("to"), rollout.SwitchOptions{Parallel: max(c.Int("parallel"), 1)})
 					if err != nil {
 						return err
@@ -126,7 +121,7 @@ func jailCommands() []*cli.Command {
 			ArgsUsage: "[VHOST...]",
 			Flags:     []cli.Flag{dryRunFlag},
 			Action: withEnv(0, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
+				return e.locked(c, func() error {
 					plan, err := m.PlanRepair(c.Context, c.Args().Slice())
 					if err != nil {
 						return err
@@ -175,7 +170,7 @@ func jailCommands() []*cli.Command {
 			ArgsUsage: " ",
 			Flags:     []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "keep", Value: 5, Usage: "always keep the newest `K` snapshots"}},
 			Action: withEnv(0, 0, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
+				return e.locked(c, func() error {
 					items, err := m.Prune(c.Context, c.Int("keep"), c.Bool("dry-run"))
 					if e.json {
 						if jerr := e.printJSON(items); jerr != nil {
@@ -205,7 +200,7 @@ func jailCommands() []*cli.Command {
 					if c.NArg() > 1 {
 						return usagef("fstab --write %s: takes no snapshot: it writes what the vhost's state says", name)
 					}
-					return e.locked(func() error {
+					return e.locked(c, func() error {
 						snap, err := m.WriteFstab(c.Context, name)
 						if err == nil {
 							fmt.Fprintf(e.out, "wrote %s (%s)\n", m.Cfg.FstabPath(m.Cfg.Vhosts[name]), snap)
@@ -240,36 +235,22 @@ func jailCommands() []*cli.Command {
 				return err
 			}),
 		},
-		{
-			Name:      "start",
-			Usage:     "start vhosts on the snapshot their state names (regenerating fstab and jail.conf)",
-			ArgsUsage: "VHOST [VHOST...]",
-			Action: withEnv(1, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
-					for _, n := range c.Args().Slice() {
-						if err := m.Start(c.Context, n); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
+		planCommand("start", "start vhosts on the snapshot their state names (writing jail.conf and fstab from it); they start at boot too",
+			"VHOST [VHOST...]", 1, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+				return m.PlanStart(c.Context, c.Args().Slice())
 			}),
-		},
-		{
-			Name:      "stop",
-			Usage:     "stop vhosts",
-			ArgsUsage: "VHOST [VHOST...]",
-			Action: withEnv(1, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(func() error {
-					for _, n := range c.Args().Slice() {
-						if err := m.Stop(c.Context, n); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
+		planCommand("stop", "stop vhosts; they stay stopped at boot", "VHOST [VHOST...]", 1,
+			func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+				return m.PlanStop(c.Context, c.Args().Slice())
 			}),
-		},
+		planCommand("boot", "at boot (rc.d/rollout): write every vhost's jail.conf and fstab from its state in ZFS, repair unfinished operations, start the vhosts marked to start",
+			"", 0, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+				return m.PlanBoot(c.Context)
+			}),
+		planCommand("shutdown", "at shutdown (rc.d/rollout): stop every running vhost, leaving what starts at boot as it is",
+			"", 0, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+				return m.PlanShutdown(c.Context)
+			}),
 		etcCommand(),
 	}
 }
@@ -331,6 +312,27 @@ func etcCommand() *cli.Command {
 				}),
 			},
 		},
+	}
+}
+
+// planCommand is a command that computes a plan and runs it under the lock (or, with
+// --dry-run, prints it). minArgs > 0 takes any number of arguments from minArgs on.
+func planCommand(name, usage, argsUsage string, minArgs int, plan func(*cli.Context, *rollout.Manager) (*rollout.Plan, error)) *cli.Command {
+	maxArgs := -1
+	if minArgs == 0 {
+		maxArgs = 0
+	}
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: argsUsage, Flags: []cli.Flag{dryRunFlag},
+		Action: withEnv(minArgs, maxArgs, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			return e.locked(c, func() error {
+				p, err := plan(c, m)
+				if err != nil {
+					return err
+				}
+				return e.runPlan(c, m, p)
+			})
+		}),
 	}
 }
 

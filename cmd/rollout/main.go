@@ -24,7 +24,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// stdPath is FreeBSD's _PATH_STDPATH (paths.h) and the ports' bin directories. rollout names
+// every program it runs by absolute path, but go-zfs looks zpool(8) up in PATH, and root's
+// cron gives only /usr/bin:/bin.
+const stdPath = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin:/usr/local/sbin"
+
 func main() {
+	_ = os.Setenv("PATH", stdPath)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()

@@ -10,16 +10,19 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rollout-dev/rollout/proto/command"
 )
 
 // freeBSD drives jail(8), jls(8), jexec(8), mdconfig(8), newfs(8), mount(8) and umount(8).
 type freeBSD struct {
-	r       command.Runner
-	log     *slog.Logger
-	confDir string
+	r        command.Runner
+	log      *slog.Logger
+	confDir  string
+	busyWait time.Duration // between retries of an unmount that found the file system busy
 }
 
 // NewFreeBSD returns the FreeBSD host. log nil: slog.Default().
@@ -27,10 +30,21 @@ func NewFreeBSD(r command.Runner, log *slog.Logger) Host {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &freeBSD{r: r, log: log, confDir: "/etc/jail.conf.d"}
+	return &freeBSD{r: r, log: log, confDir: "/etc/jail.conf.d", busyWait: 500 * time.Millisecond}
 }
 
-func (f *freeBSD) Name() string { return "freebsd" }
+// FreeBSD's programs, by absolute path: root's cron runs with PATH=/usr/bin:/bin
+// (paths.h _PATH_DEFPATH), where none of them is.
+const (
+	jailBin     = "/usr/sbin/jail"
+	jlsBin      = "/usr/sbin/jls"
+	jexecBin    = "/usr/sbin/jexec"
+	mdconfigBin = "/sbin/mdconfig"
+	newfsBin    = "/sbin/newfs"
+	mountBin    = "/sbin/mount"
+	umountBin   = "/sbin/umount"
+	ifconfigBin = "/sbin/ifconfig"
+)
 
 // ConfFile is the per-jail file that rc.d/jail also finds (after /etc/jail.NAME.conf and
 // before /etc/jail.conf), so `service jail start NAME` at boot uses the same definition.
@@ -40,19 +54,30 @@ func (f *freeBSD) ConfFile(j Jail) string { return path.Join(f.confDir, j.Name+"
 var managedParams = map[string]bool{
 	"name": true, "path": true, "host.hostname": true, "mount.fstab": true, "mount.devfs": true,
 	"interface": true, "ip4.addr": true, "exec.prestart": true, "exec.start": true,
-	"exec.stop": true, "exec.poststop": true,
+	"exec.stop": true, "exec.poststop": true, "exec.clean": true, "exec.consolelog": true,
+	"exec.timeout": true, "stop.timeout": true,
 }
 
 var paramRE = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)*$`)
 
-// confString quotes v for jail.conf(5). Inside double quotes jail(8) still interprets '\'
-// escapes and expands $variables, so values that would need either are refused rather
-// than escaped: none of rollout's values should contain them.
-func confString(key, v string) (string, error) {
+// CheckConfValue refuses what jail.conf(5) would not read back as written. Inside double
+// quotes jail(8) still interprets '\' escapes and expands $variables (usr.sbin/jail/jaillex.l),
+// so values that would need either are refused rather than escaped: none of rollout's values
+// should contain them. The configuration is checked with this same rule when it loads, so a
+// bad value is refused before anything runs.
+func CheckConfValue(key, v string) error {
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f || strings.ContainsRune("\"\\;$", r) {
-			return "", fmt.Errorf("%s %q: quotes, '\\', ';', '$' and control characters are not allowed in jail.conf values", key, v)
+			return fmt.Errorf("%s %q: quotes, '\\', ';', '$' and control characters are not allowed in jail.conf values", key, v)
 		}
+	}
+	return nil
+}
+
+// confString quotes v for jail.conf(5).
+func confString(key, v string) (string, error) {
+	if err := CheckConfValue(key, v); err != nil {
+		return "", err
 	}
 	return `"` + v + `"`, nil
 }
@@ -66,6 +91,9 @@ func confString(key, v string) (string, error) {
 // mounted and can put the memory /etc inside it before /etc/rc reads it. At removal
 // exec.poststop runs after the jail is removed and before mount.devfs and mount.fstab are
 // unmounted in reverse, so it can unmount /etc before jail(8) unmounts the root under it.
+//
+// As rc.d/jail does, the conf always has exec.clean (the jail's rc must not inherit rollout's
+// environment: SSH_AUTH_SOCK, LANG, ...) and exec.consolelog (see Jail.ConsoleLog).
 func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 	if err := j.check(); err != nil {
 		return nil, err
@@ -104,6 +132,14 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "\tip4.addr = %s;\n", strings.Join(qs, ", "))
 	}
+	b.WriteString("\texec.clean;\n")
+	put("exec.consolelog", j.ConsoleLog)
+	if j.ExecTimeout > 0 {
+		put("exec.timeout", seconds(j.ExecTimeout))
+	}
+	if j.StopTimeout > 0 {
+		put("stop.timeout", seconds(j.StopTimeout))
+	}
 	put("exec.prestart", command.Quote(j.Prestart))
 	put("exec.start", j.ExecStart)
 	put("exec.stop", j.ExecStop)
@@ -134,13 +170,19 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (f *freeBSD) jailArgv(j Jail, op string) []string {
-	return []string{"jail", "-f", f.ConfFile(j), op, j.Name}
+// seconds renders a duration as jail.conf's whole seconds, rounding up so that a timeout is
+// never shortened to 0 (which would mean "none").
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
-func jlsArgv(name string) []string { return []string{"jls", "-j", name, "jid", "name", "path"} }
+func (f *freeBSD) jailArgv(j Jail, op string) []string {
+	return []string{jailBin, "-f", f.ConfFile(j), op, j.Name}
+}
 
-var mountTableArgv = []string{"mount", "-p"}
+func jlsArgv(name string) []string { return []string{jlsBin, "-j", name, "jid", "name", "path"} }
+
+var mountTableArgv = []string{mountBin, "-p"}
 
 // StopArgv: jail(8) runs exec.stop, exec.poststop and the unmounts; the mount table is then
 // read to confirm nothing of the jail is left.
@@ -169,10 +211,19 @@ func (f *freeBSD) Stop(ctx context.Context, j Jail) error {
 		return err
 	}
 	if err := f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-r")}); err != nil {
-		if !jailNotFound(err, j.Name) {
+		switch {
+		case jailNotFound(err, j.Name):
+			f.log.Info("jail not running", "jail", j.Name)
+		case ctx.Err() != nil:
 			return jailErr(j.Name, fmt.Errorf("stop: %w", err))
+		default:
+			// jail(8) goes on after a failed exec.stop or exec.poststop once the jail is
+			// removed (usr.sbin/jail/jail.c): if it is gone, what it left is cleaned up below
+			if _, running, rerr := f.Root(ctx, j.Name); rerr != nil || running {
+				return jailErr(j.Name, errors.Join(fmt.Errorf("stop: %w", err), rerr))
+			}
+			f.log.Warn("jail(8) failed but removed the jail; cleaning up after it", "jail", j.Name, "err", err)
 		}
-		f.log.Info("jail not running", "jail", j.Name)
 	}
 	// A jail whose processes all exited disappears without exec.poststop or unmounts, and
 	// a failed jail -r may stop half way: whatever is still mounted is cleaned up here.
@@ -202,17 +253,81 @@ func (f *freeBSD) cleanup(ctx context.Context, j Jail, freeMD bool) error {
 			}
 		}
 		for _, mp := range reverseUnder(mounts, j.Path) {
-			if err := f.r.Run(ctx, command.Cmd{Argv: []string{"umount", mp}}); err != nil {
-				// never forced: a busy mount means something still uses the jail
-				return fmt.Errorf("unmount %s: %w", mp, err)
+			if err := f.unmount(ctx, mp); err != nil {
+				return err
 			}
 		}
 		mounts = outside(mounts, j.Path)
+		// jail(8) did not remove the addresses it added either
+		f.removeAliases(ctx, j)
 	}
 	if len(left) > 0 || freeMD {
 		return f.freeLabelled(ctx, j.Name, mounts)
 	}
 	return nil
+}
+
+// unmount unmounts mp, never forced: a busy mount means something still uses the jail. A jail
+// that was just removed can keep its file systems busy while it is dying (its last
+// references go asynchronously), so EBUSY is retried for a few seconds.
+func (f *freeBSD) unmount(ctx context.Context, mp string) error {
+	var err error
+	for i := 0; i < 10; i++ {
+		if err = f.r.Run(ctx, command.Cmd{Argv: []string{umountBin, mp}}); err == nil || !isBusy(err) {
+			break
+		}
+		if i < 9 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("unmount %s: %w", mp, errors.Join(err, ctx.Err()))
+			case <-time.After(f.busyWait):
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", mp, err)
+	}
+	return nil
+}
+
+func isBusy(err error) bool {
+	var ce *command.Error
+	return errors.As(err, &ce) && strings.Contains(ce.Stderr, "busy")
+}
+
+// removeAliases removes the jail's ip4 addresses from their interfaces, as jail -r would
+// have (ifconfig IFACE inet ADDR -alias). An address that is not there is no error.
+func (f *freeBSD) removeAliases(ctx context.Context, j Jail) {
+	for _, ip := range j.IP4 {
+		argv := aliasRemoveArgv(ip, j.Interface)
+		if argv == nil {
+			continue
+		}
+		if err := f.r.Run(ctx, command.Cmd{Argv: argv}); err != nil {
+			var ce *command.Error
+			if errors.As(err, &ce) && strings.Contains(ce.Stderr, "Can't assign requested address") {
+				continue
+			}
+			f.log.Warn("cannot remove a jail's address", "jail", j.Name, "err", err)
+		}
+	}
+}
+
+// aliasRemoveArgv is how jail(8) removes an ip4.addr value: "ADDR", "ADDR/PREFIX" or
+// "IFACE|ADDR", on interface unless the value names its own. nil when no interface applies
+// (jail(8) then added no alias).
+func aliasRemoveArgv(ip, iface string) []string {
+	if i := strings.IndexByte(ip, '|'); i >= 0 {
+		iface, ip = ip[:i], ip[i+1:]
+	}
+	if iface == "" {
+		return nil
+	}
+	if f := strings.Fields(ip); len(f) > 0 {
+		ip = f[0]
+	}
+	ip, _, _ = strings.Cut(ip, "/")
+	return []string{ifconfigBin, iface, "inet", ip, "-alias"}
 }
 
 func (f *freeBSD) Start(ctx context.Context, j Jail) error {
@@ -249,12 +364,19 @@ func (f *freeBSD) Start(ctx context.Context, j Jail) error {
 	}
 	err = fmt.Errorf("start: %w", err)
 	// jail(8) unwinds its fstab mounts on failure but never runs exec.poststop, so the md(4)
-	// /etc made by exec.prestart would stay and keep the nullfs root busy.
-	if uerr := f.undoStart(ctx, j); uerr != nil {
+	// /etc made by exec.prestart would stay and keep the nullfs root busy. The undo runs
+	// also when the start was cancelled or ran out of time, within a deadline of its own.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	if uerr := f.undoStart(uctx, j); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("undo: %w", uerr))
 	}
 	return jailErr(j.Name, err)
 }
+
+// undoTimeout bounds the clean-up after a failed start: jail -r (itself bounded by
+// stop.timeout), the poststop hook and the unmounts.
+const undoTimeout = 2 * time.Minute
 
 func (f *freeBSD) undoStart(ctx context.Context, j Jail) error {
 	_, running, err := f.Root(ctx, j.Name)
@@ -294,6 +416,9 @@ func (f *freeBSD) Root(ctx context.Context, name string) (string, bool, error) {
 	return fl[2], true, nil
 }
 
+// ExecArgv is how a command runs in a jail: jexec(8).
+func ExecArgv(name string, argv []string) []string { return append([]string{jexecBin, name}, argv...) }
+
 func (f *freeBSD) Exec(ctx context.Context, name string, argv []string, stdout, stderr io.Writer) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -301,7 +426,7 @@ func (f *freeBSD) Exec(ctx context.Context, name string, argv []string, stdout, 
 	if len(argv) == 0 {
 		return fmt.Errorf("jail %s: exec: empty command", name)
 	}
-	err := f.r.Run(ctx, command.Cmd{Argv: append([]string{"jexec", name}, argv...), Stdout: stdout, Stderr: stderr})
+	err := f.r.Run(ctx, command.Cmd{Argv: ExecArgv(name, argv), Stdout: stdout, Stderr: stderr})
 	if err != nil && jailNotFound(err, name) {
 		return fmt.Errorf("jail %s: %w (%v)", name, ErrNotRunning, err)
 	}
@@ -317,7 +442,7 @@ var mdUnitRE = regexp.MustCompile(`^md([0-9]+)$`)
 // (humanized, padded), backing file or "-", label or "-", and on FreeBSD 14 a further
 // column of options (sbin/mdconfig/mdconfig.c, md_list).
 func (f *freeBSD) mdUnits(ctx context.Context) ([]mdUnit, error) {
-	out, err := command.Output(ctx, f.r, "mdconfig", "-l", "-v")
+	out, err := command.Output(ctx, f.r, mdconfigBin, "-l", "-v")
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +532,7 @@ func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string)
 	if err := f.freeLabelled(ctx, name, ms); err != nil {
 		return "", err
 	}
-	out, err := command.Output(ctx, f.r, "mdconfig", "-a", "-t", "swap", "-s", size, "-L", EtcLabel(name))
+	out, err := command.Output(ctx, f.r, mdconfigBin, "-a", "-t", "swap", "-s", size, "-L", EtcLabel(name))
 	if err != nil {
 		return "", jailErr(name, err)
 	}
@@ -418,9 +543,9 @@ func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string)
 		return "", jailErr(name, errors.Join(err, f.freeLabelled(ctx, name, nil)))
 	}
 	dev := "/dev/" + unit
-	for _, argv := range [][]string{{"newfs", "-U", dev}, {"mount", dev, dir}} {
+	for _, argv := range [][]string{{newfsBin, "-U", dev}, {mountBin, dev, dir}} {
 		if err := f.r.Run(ctx, command.Cmd{Argv: argv}); err != nil {
-			if uerr := f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", m[1]}}); uerr != nil {
+			if uerr := f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", m[1]}}); uerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: %w", uerr))
 			}
 			return "", jailErr(name, err)
@@ -463,7 +588,7 @@ func (f *freeBSD) freeLabelled(ctx context.Context, name string, ms []mountEntry
 			return fmt.Errorf("jail %s: md(4) disk %s labelled %s is mounted on %s", name, u.Unit, u.Label, mp)
 		}
 		f.log.Info("freeing jail /etc disk", "jail", name, "unit", u.Unit)
-		if err := f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", strings.TrimPrefix(u.Unit, "md")}}); err != nil {
+		if err := f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", strings.TrimPrefix(u.Unit, "md")}}); err != nil {
 			return jailErr(name, err)
 		}
 	}
@@ -495,7 +620,7 @@ func (f *freeBSD) UnmountEtc(ctx context.Context, name, dir, backend string) err
 		if !ours {
 			return fmt.Errorf("jail %s: %s is mounted from %s, not from an md(4) disk labelled %s; left alone", name, dir, m.Source, EtcLabel(name))
 		}
-		if err := f.r.Run(ctx, command.Cmd{Argv: []string{"umount", dir}}); err != nil {
+		if err := f.r.Run(ctx, command.Cmd{Argv: []string{umountBin, dir}}); err != nil {
 			return jailErr(name, err)
 		}
 		if ms, err = f.mounts(ctx); err != nil {
@@ -551,7 +676,7 @@ func (f *freeBSD) FreeEtc(ctx context.Context, id string) error {
 		if mp, ok := mountedSource(ms, "/dev/"+id); ok {
 			return fmt.Errorf("free /etc disk: %s is mounted on %s", id, mp)
 		}
-		return f.r.Run(ctx, command.Cmd{Argv: []string{"mdconfig", "-d", "-u", m[1]}})
+		return f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", m[1]}})
 	}
 	return fmt.Errorf("free /etc disk: no md unit %s", id)
 }

@@ -9,36 +9,42 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func vhost1() Jail {
 	return Jail{
-		Name:      "vhost1",
-		Path:      "/jail/vhost1",
-		Hostname:  "vhost1.domain.local",
-		Fstab:     "/etc/fstab.vhost1",
-		IP4:       []string{"192.168.0.11", "igb0|192.168.0.12/24"},
-		Interface: "igb0",
-		ExecStart: "/bin/sh /etc/rc",
-		ExecStop:  "/bin/sh /etc/rc.shutdown",
-		Prestart:  []string{"/usr/local/sbin/rollout", "-c", "/usr/local/etc/rollout.toml", "etc", "init", "vhost1"},
-		Poststop:  []string{"/usr/local/sbin/rollout", "-c", "/usr/local/etc/rollout.toml", "etc", "cleanup", "vhost1"},
-		Params:    map[string]string{"allow.raw_sockets": "", "devfs_ruleset": "4", "exec.consolelog": "/var/log/jail_vhost1.log"},
+		Name:        "vhost1",
+		Path:        "/jail/vhost1",
+		Hostname:    "vhost1.domain.local",
+		Fstab:       "/etc/fstab.vhost1",
+		IP4:         []string{"192.168.0.11", "igb0|192.168.0.12/24"},
+		Interface:   "igb0",
+		ExecStart:   "/bin/sh /etc/rc",
+		ExecStop:    "/bin/sh /etc/rc.shutdown",
+		Prestart:    []string{"/usr/local/sbin/rollout", "-c", "/usr/local/etc/rollout.toml", "etc", "init", "vhost1"},
+		Poststop:    []string{"/usr/local/sbin/rollout", "-c", "/usr/local/etc/rollout.toml", "etc", "cleanup", "vhost1"},
+		Params:      map[string]string{"allow.raw_sockets": "", "devfs_ruleset": "4"},
+		ConsoleLog:  "/var/log/jail_vhost1_console.log",
+		ExecTimeout: 300 * time.Second,
+		StopTimeout: 9500 * time.Millisecond,
 	}
 }
 
 const (
-	jlsV1         = "jls -j vhost1 jid name path"
-	jailC         = "jail -f /etc/jail.conf.d/vhost1.conf -c vhost1"
-	jailR         = "jail -f /etc/jail.conf.d/vhost1.conf -r vhost1"
-	mountP        = "mount -p"
-	mdList        = "mdconfig -l -v"
+	jlsV1         = "/usr/sbin/jls -j vhost1 jid name path"
+	jailC         = "/usr/sbin/jail -f /etc/jail.conf.d/vhost1.conf -c vhost1"
+	jailR         = "/usr/sbin/jail -f /etc/jail.conf.d/vhost1.conf -r vhost1"
+	mountP        = "/sbin/mount -p"
+	mdList        = "/sbin/mdconfig -l -v"
 	etcInit       = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc init vhost1"
 	etcCleanup    = "/usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc cleanup vhost1"
 	jlsNotFound   = `jls: jail "vhost1" not found`
 	jailRNotFound = `jail: "vhost1" not found`
+	alias1Del     = "/sbin/ifconfig igb0 inet 192.168.0.11 -alias"
+	alias2Del     = "/sbin/ifconfig igb0 inet 192.168.0.12 -alias"
 )
 
 // A host's mount table as `mount -p` prints it, with and without vhost1's file systems.
@@ -64,7 +70,11 @@ const mdSample = "md0\tmalloc\t   64M\t-\t-\tcompress\n" +
 	"md4\tswap\t    32M\t-\trollout:vhost2\tcompress\n" +
 	"md7\tswap\t    32M\t-\trollout:vhost3\tcompress\n"
 
-func newFreeBSD(r *fakeRunner) *freeBSD { return NewFreeBSD(r, quiet()).(*freeBSD) }
+func newFreeBSD(r *fakeRunner) *freeBSD {
+	f := NewFreeBSD(r, quiet()).(*freeBSD)
+	f.busyWait = time.Millisecond
+	return f
+}
 
 func TestRenderConfGolden(t *testing.T) {
 	got, err := newFreeBSD(newFake()).RenderConf(vhost1())
@@ -93,7 +103,7 @@ func TestRenderConfMinimal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "# Written by rollout: changes here are overwritten.\nv2 {\n" +
-		"\tpath = \"/jail/v2\";\n\tmount.fstab = \"/etc/fstab.v2\";\n\tmount.devfs;\n" +
+		"\tpath = \"/jail/v2\";\n\tmount.fstab = \"/etc/fstab.v2\";\n\tmount.devfs;\n\texec.clean;\n" +
 		"\texec.start = \"/bin/sh /etc/rc\";\n}\n"
 	if string(got) != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
@@ -110,6 +120,8 @@ func TestRenderConfRefuses(t *testing.T) {
 		"quote in ip4":            func(j *Jail) { j.IP4 = []string{`1.2.3.4"`} },
 		"hook with quote":         func(j *Jail) { j.Prestart = []string{"/bin/echo", "it's"} },
 		"managed param":           func(j *Jail) { j.Params = map[string]string{"path": "/"} },
+		"consolelog as param":     func(j *Jail) { j.Params = map[string]string{"exec.consolelog": "/dev/null"} },
+		"dollar in consolelog":    func(j *Jail) { j.ConsoleLog = "/var/log/$x" },
 		"bad param name":          func(j *Jail) { j.Params = map[string]string{"a b": "1"} },
 		"dot in name":             func(j *Jail) { j.Name = "vhost.1" },
 		"numeric name":            func(j *Jail) { j.Name = "42" },
@@ -167,16 +179,16 @@ func TestStartFailureUnwinds(t *testing.T) {
 	r := newFake().
 		on(jlsV1, fail(1, jlsNotFound)).
 		on(mountP, ok(hostMounts), ok(hostMounts+v1Root+v1Dev+v1Etc), ok(hostMounts+v1Root+v1Dev)).
-		on(jailC, fail(1, "jail: vhost1: exec.start: /bin/sh /etc/rc: failed")).
+		on(jailC, fail(1, "jail: vhost1: /bin/sh /etc/rc: failed")).
 		on(mdList, ok(mdSample))
 	err := newFreeBSD(r).Start(context.Background(), vhost1())
-	if err == nil || !strings.HasPrefix(err.Error(), "jail vhost1: start: ") || !strings.Contains(err.Error(), "exec.start") {
+	if err == nil || !strings.HasPrefix(err.Error(), "jail vhost1: start: ") || !strings.Contains(err.Error(), "/bin/sh /etc/rc: failed") {
 		t.Fatalf("err = %v", err)
 	}
 	r.want(t, jlsV1, mountP, jailC,
 		jlsV1, mountP, etcCleanup, mountP,
-		"umount /jail/vhost1/dev", "umount /jail/vhost1",
-		mdList, "mdconfig -d -u 3")
+		"/sbin/umount /jail/vhost1/dev", "/sbin/umount /jail/vhost1", alias1Del, alias2Del,
+		mdList, "/sbin/mdconfig -d -u 3")
 }
 
 // When the hook itself fails the /etc disk is unmounted directly, before the root.
@@ -192,8 +204,8 @@ func TestStartFailureHookFails(t *testing.T) {
 	}
 	r.want(t, jlsV1, mountP, jailC,
 		jlsV1, mountP, etcCleanup, mountP,
-		"umount /jail/vhost1/etc", "umount /jail/vhost1",
-		mdList, "mdconfig -d -u 3")
+		"/sbin/umount /jail/vhost1/etc", "/sbin/umount /jail/vhost1", alias1Del, alias2Del,
+		mdList, "/sbin/mdconfig -d -u 3")
 }
 
 // jail -c succeeds, but every process exited so the jail is gone: a failure, cleaned up.
@@ -207,7 +219,7 @@ func TestStartJailVanished(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	r.want(t, jlsV1, mountP, jailC, jlsV1,
-		jlsV1, mountP, etcCleanup, mountP, "umount /jail/vhost1/cfg", "umount /jail/vhost1", mdList)
+		jlsV1, mountP, etcCleanup, mountP, "/sbin/umount /jail/vhost1/cfg", "/sbin/umount /jail/vhost1", alias1Del, alias2Del, mdList)
 }
 
 func TestStopRunning(t *testing.T) {
@@ -231,13 +243,14 @@ func TestStopNotRunning(t *testing.T) {
 }
 
 func TestStopFailure(t *testing.T) {
-	r := newFake().on(jailR, fail(1, "jail: vhost1: /bin/sh /etc/rc.shutdown: failed"))
+	// jail -r failed and the jail still runs
+	r := newFake().on(jailR, fail(1, "jail: vhost1: /bin/sh /etc/rc.shutdown: failed")).on(jlsV1, ok("12 vhost1 /jail/vhost1\n"))
 	err := newFreeBSD(r).Stop(context.Background(), vhost1())
 	if err == nil || !strings.HasPrefix(err.Error(), "jail vhost1: stop: ") {
 		t.Fatalf("err = %v", err)
 	}
 	// "not found" of another jail is not this jail's
-	r = newFake().on(jailR, fail(1, `jail: "vhost10" not found`))
+	r = newFake().on(jailR, fail(1, `jail: "vhost10" not found`)).on(jlsV1, ok("12 vhost1 /jail/vhost1\n"))
 	if err := newFreeBSD(r).Stop(context.Background(), vhost1()); err == nil {
 		t.Fatal("another jail's message tolerated")
 	}
@@ -253,21 +266,66 @@ func TestStopCleansUpAfterDeadJail(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.want(t, jailR, mountP, etcCleanup, mountP,
-		"umount /jail/vhost1/dev", "umount /jail/vhost1/var", "umount /jail/vhost1/cfg",
-		"umount /jail/vhost1/conf/base/etc", "umount /jail/vhost1",
-		mdList, "mdconfig -d -u 3")
+		"/sbin/umount /jail/vhost1/dev", "/sbin/umount /jail/vhost1/var", "/sbin/umount /jail/vhost1/cfg",
+		"/sbin/umount /jail/vhost1/conf/base/etc", "/sbin/umount /jail/vhost1", alias1Del, alias2Del,
+		mdList, "/sbin/mdconfig -d -u 3")
 }
 
 func TestStopBusyMount(t *testing.T) {
 	r := newFake().
 		on(jailR, fail(1, jailRNotFound)).
 		on(mountP, ok(hostMounts+v1Root+v1Var)).
-		on("umount /jail/vhost1/var", fail(1, "umount: unmount of /jail/vhost1/var failed: Device busy"))
+		on("/sbin/umount /jail/vhost1/var", fail(1, "umount: unmount of /jail/vhost1/var failed: Device busy"))
 	err := newFreeBSD(r).Stop(context.Background(), vhost1())
 	if err == nil || !strings.Contains(err.Error(), "jail vhost1: unmount /jail/vhost1/var") || !strings.Contains(err.Error(), "Device busy") {
 		t.Fatalf("err = %v", err)
 	}
-	r.want(t, jailR, mountP, etcCleanup, mountP, "umount /jail/vhost1/var")
+	// a dying jail can hold its file systems for a moment: retried, then reported
+	want := []string{jailR, mountP, etcCleanup, mountP}
+	for i := 0; i < 10; i++ {
+		want = append(want, "/sbin/umount /jail/vhost1/var")
+	}
+	r.want(t, want...)
+}
+
+// A dying jail lets go of its file systems after a moment: the retry then succeeds.
+func TestStopBusyThenFree(t *testing.T) {
+	r := newFake().
+		on(jailR, fail(1, jailRNotFound)).
+		on(mountP, ok(hostMounts+v1Root+v1Var), ok(hostMounts+v1Root+v1Var)).
+		on("/sbin/umount /jail/vhost1/var", fail(1, "umount: unmount of /jail/vhost1/var failed: Device busy"), ok(""))
+	if err := newFreeBSD(r).Stop(context.Background(), vhost1()); err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, jailR, mountP, etcCleanup, mountP, "/sbin/umount /jail/vhost1/var", "/sbin/umount /jail/vhost1/var",
+		"/sbin/umount /jail/vhost1", alias1Del, alias2Del, mdList)
+}
+
+// jail(8) removes the jail and goes on after a failed exec.poststop, exiting 1: the md(4)
+// /etc and the nullfs root are still mounted. Stop must see that the jail is gone and clean
+// up instead of failing with everything left in place.
+func TestStopAfterFailedJailR(t *testing.T) {
+	r := newFake().
+		on(jailR, fail(1, "jail: vhost1: /usr/local/sbin/rollout -c /usr/local/etc/rollout.toml etc cleanup vhost1: failed")).
+		on(jlsV1, fail(1, jlsNotFound)).
+		on(mountP, ok(hostMounts+v1Root+v1Etc), ok(hostMounts+v1Root+v1Etc)).
+		on(mdList, ok(mdSample))
+	if err := newFreeBSD(r).Stop(context.Background(), vhost1()); err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, jailR, jlsV1, mountP, etcCleanup, mountP, "/sbin/umount /jail/vhost1/etc", "/sbin/umount /jail/vhost1",
+		alias1Del, alias2Del, mdList, "/sbin/mdconfig -d -u 3")
+}
+
+// A removed alias is not an error (ifconfig's EADDRNOTAVAIL).
+func TestStopAliasAlreadyGone(t *testing.T) {
+	r := newFake().
+		on(jailR, fail(1, jailRNotFound)).
+		on(mountP, ok(hostMounts+v1Root)).
+		on(alias1Del, fail(1, "ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address"))
+	if err := newFreeBSD(r).Stop(context.Background(), vhost1()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRunningAndRoot(t *testing.T) {
@@ -289,9 +347,9 @@ func TestRunningAndRoot(t *testing.T) {
 
 func TestExec(t *testing.T) {
 	r := newFake().
-		on("jexec vhost1 /usr/local/bin/curl -fsS http://localhost/health", ok("OK\n")).
-		on("jexec vhost1 /bin/false", fail(1, "")).
-		on("jexec vhost1 /bin/true", fail(1, `jexec: jail "vhost1" not found`))
+		on("/usr/sbin/jexec vhost1 /usr/local/bin/curl -fsS http://localhost/health", ok("OK\n")).
+		on("/usr/sbin/jexec vhost1 /bin/false", fail(1, "")).
+		on("/usr/sbin/jexec vhost1 /bin/true", fail(1, `jexec: jail "vhost1" not found`))
 	h := newFreeBSD(r)
 	var out bytes.Buffer
 	if err := h.Exec(context.Background(), "vhost1", []string{"/usr/local/bin/curl", "-fsS", "http://localhost/health"}, &out, nil); err != nil || out.String() != "OK\n" {
@@ -310,40 +368,40 @@ func TestMountEtcMD(t *testing.T) {
 	r := newFake().
 		on(mountP, ok(hostMounts+v1Root)).
 		on(mdList, ok("md0\tmalloc\t   64M\t-\t-\n")).
-		on("mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md3\n"))
+		on("/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md3\n"))
 	dev, err := newFreeBSD(r).MountEtc(context.Background(), "vhost1", "/jail/vhost1/etc", "md", "32m")
 	if err != nil || dev != "/dev/md3" {
 		t.Fatalf("MountEtc = %q, %v", dev, err)
 	}
-	r.want(t, mountP, mdList, "mdconfig -a -t swap -s 32m -L rollout:vhost1", "newfs -U /dev/md3", "mount /dev/md3 /jail/vhost1/etc")
+	r.want(t, mountP, mdList, "/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", "/sbin/newfs -U /dev/md3", "/sbin/mount /dev/md3 /jail/vhost1/etc")
 }
 
 func TestMountEtcFreesStaleDisk(t *testing.T) {
 	r := newFake().
 		on(mountP, ok(hostMounts+v1Root+v1EtcMD4)).
 		on(mdList, ok(mdSample)).
-		on("mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md8\n"))
+		on("/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md8\n"))
 	if _, err := newFreeBSD(r).MountEtc(context.Background(), "vhost1", "/jail/vhost1/etc", "md", "32m"); err != nil {
 		t.Fatal(err)
 	}
-	r.want(t, mountP, mdList, "mdconfig -d -u 3", "mdconfig -a -t swap -s 32m -L rollout:vhost1", "newfs -U /dev/md8", "mount /dev/md8 /jail/vhost1/etc")
+	r.want(t, mountP, mdList, "/sbin/mdconfig -d -u 3", "/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", "/sbin/newfs -U /dev/md8", "/sbin/mount /dev/md8 /jail/vhost1/etc")
 }
 
 func TestMountEtcUndo(t *testing.T) {
-	for _, failing := range []string{"newfs -U /dev/md3", "mount /dev/md3 /jail/vhost1/etc"} {
+	for _, failing := range []string{"/sbin/newfs -U /dev/md3", "/sbin/mount /dev/md3 /jail/vhost1/etc"} {
 		r := newFake().
 			on(mountP, ok(hostMounts+v1Root)).
-			on("mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md3\n")).
+			on("/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", ok("md3\n")).
 			on(failing, fail(1, "boom"))
 		_, err := newFreeBSD(r).MountEtc(context.Background(), "vhost1", "/jail/vhost1/etc", "md", "32m")
 		if err == nil || !strings.HasPrefix(err.Error(), "jail vhost1: ") {
 			t.Fatalf("%s: err = %v", failing, err)
 		}
-		want := []string{mountP, mdList, "mdconfig -a -t swap -s 32m -L rollout:vhost1", "newfs -U /dev/md3"}
+		want := []string{mountP, mdList, "/sbin/mdconfig -a -t swap -s 32m -L rollout:vhost1", "/sbin/newfs -U /dev/md3"}
 		if failing != want[len(want)-1] {
 			want = append(want, failing)
 		}
-		r.want(t, append(want, "mdconfig -d -u 3")...)
+		r.want(t, append(want, "/sbin/mdconfig -d -u 3")...)
 	}
 }
 
@@ -380,7 +438,7 @@ func TestUnmountEtc(t *testing.T) {
 	if err := h.UnmountEtc(ctx, "vhost1", "/jail/vhost1/etc", "md"); err != nil {
 		t.Fatal(err)
 	}
-	r.want(t, mountP, mdList, "umount /jail/vhost1/etc", mountP, mdList, "mdconfig -d -u 3")
+	r.want(t, mountP, mdList, "/sbin/umount /jail/vhost1/etc", mountP, mdList, "/sbin/mdconfig -d -u 3")
 	// again: nothing left to do
 	r.calls = nil
 	if err := h.UnmountEtc(ctx, "vhost1", "/jail/vhost1/etc", "md"); err != nil {
@@ -412,6 +470,19 @@ func TestOrphanEtc(t *testing.T) {
 	r.want(t, mdList, mountP)
 }
 
+func TestAliasRemoveArgv(t *testing.T) {
+	for _, c := range []struct{ ip, iface, want string }{
+		{"192.0.2.1", "em0", "/sbin/ifconfig em0 inet 192.0.2.1 -alias"},
+		{"192.0.2.1/24", "em0", "/sbin/ifconfig em0 inet 192.0.2.1 -alias"},
+		{"lo1|192.0.2.1", "em0", "/sbin/ifconfig lo1 inet 192.0.2.1 -alias"},
+		{"192.0.2.1", "", ""},
+	} {
+		if got := strings.Join(aliasRemoveArgv(c.ip, c.iface), " "); got != c.want {
+			t.Errorf("aliasRemoveArgv(%q, %q) = %q, want %q", c.ip, c.iface, got, c.want)
+		}
+	}
+}
+
 func TestParseMdconfigList13(t *testing.T) {
 	// FreeBSD 13 prints no options column
 	units, err := parseMdconfigList([]byte("md0\tmalloc\t   64M\t-\t-\nmd3\tswap\t    32M\t-\trollout:vhost1\n"))
@@ -434,14 +505,14 @@ func TestFreeEtc(t *testing.T) {
 	if err := h.FreeEtc(ctx, "md7"); err != nil {
 		t.Fatal(err)
 	}
-	r.want(t, mdList, mountP, "mdconfig -d -u 7")
+	r.want(t, mdList, mountP, "/sbin/mdconfig -d -u 7")
 	for id, msg := range map[string]string{"md0": "labelled", "md3": "mounted on /jail/vhost1/etc", "md9": "no md unit", "/dev/md7": "not an md unit", "md7 -o force": "not an md unit"} {
 		r.calls = nil
 		if err := h.FreeEtc(ctx, id); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("FreeEtc(%q) = %v, want %q", id, err, msg)
 		}
 		for _, c := range r.calls {
-			if strings.HasPrefix(c, "mdconfig -d") {
+			if strings.HasPrefix(c, "/sbin/mdconfig -d") {
 				t.Errorf("FreeEtc(%q) ran %s", id, c)
 			}
 		}

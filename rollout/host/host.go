@@ -1,11 +1,10 @@
-// Package host is what rollout needs from the operating system to run a vhost's jail: write
-// its configuration, start and stop it, run commands in it, and make and destroy its /etc
-// memory file system. FreeBSD is the real target (jail(8), mdconfig(8)); Linux is the test
-// lab's stand-in (namespaces, chroot, tmpfs), driven the same way so that rollout's core
-// can be tested end to end on real ZFS.
+// Package host is what rollout needs from FreeBSD to run a vhost's jail: write its jail.conf(5),
+// start and stop it with jail(8), run commands in it with jexec(8), and make and destroy its /etc
+// memory disk with mdconfig(8), newfs(8) and mount(8). There is one implementation, FreeBSD's:
+// the test lab runs this same code against FreeBSD's userland emulated on Linux (integration/).
 //
-// Every external program runs through a command.Runner, so tests can pin each argv and every
-// command is logged and timed the same way.
+// Every external program runs through a command.Runner, by absolute path, so tests can pin
+// each argv and every command is logged and timed the same way.
 package host
 
 import (
@@ -16,6 +15,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Jail is what a host needs to know to run one vhost.
@@ -31,12 +31,18 @@ type Jail struct {
 	Prestart  []string // /etc hook run after the fstab mounts: {"/usr/local/sbin/rollout", "-c", CONF, "etc", "init", "vhost1"}
 	Poststop  []string // /etc hook run before the unmounts: {..., "etc", "cleanup", "vhost1"}
 	Params    map[string]string
+	// ConsoleLog is exec.consolelog: where jail(8) sends the output of the exec.* commands.
+	// Without it they inherit jail(8)'s own fds 0-2 (usr.sbin/jail/command.c run_command), so
+	// a daemon the jail's rc starts would hold the pipe rollout reads jail(8)'s errors from.
+	ConsoleLog string
+	// ExecTimeout is exec.timeout: how long each exec.* command may run before jail(8) gives up
+	// on it. StopTimeout is stop.timeout: how long the jail's processes get between SIGTERM and
+	// the jail's removal. Zero leaves jail(8)'s default.
+	ExecTimeout, StopTimeout time.Duration
 }
 
 // Host runs jails on one machine.
 type Host interface {
-	// Name is the implementation: "freebsd" or "linux".
-	Name() string
 	// ConfFile is where the jail's configuration lives (FreeBSD: /etc/jail.conf.d/NAME.conf).
 	ConfFile(j Jail) string
 	// RenderConf returns the jail's configuration file content (FreeBSD: jail.conf(5) syntax).
@@ -63,8 +69,8 @@ type Host interface {
 	MountEtc(ctx context.Context, name, dir, backend, size string) (string, error)
 	// UnmountEtc unmounts dir and frees the memory disk labelled rollout:NAME. Idempotent.
 	UnmountEtc(ctx context.Context, name, dir, backend string) error
-	// OrphanEtc lists /etc memory file systems left behind by a crash, as identifiers for
-	// FreeEtc and for display (FreeBSD: md units such as "md3"; Linux: mount points).
+	// OrphanEtc lists /etc memory disks left behind by a crash, as md units such as "md3",
+	// for FreeEtc and for display.
 	OrphanEtc(ctx context.Context) ([]string, error)
 	// FreeEtc destroys one orphan reported by OrphanEtc.
 	FreeEtc(ctx context.Context, id string) error
@@ -75,8 +81,8 @@ type Host interface {
 	SnapshotDir(ctx context.Context, dataset, mountpoint, snap string) (dir string, release func(), err error)
 }
 
-// EtcLabel is the label of a jail's /etc memory disk (md(4) label on FreeBSD, tmpfs source
-// on Linux): it is how disks left behind by a crash are found again.
+// EtcLabel is the md(4) label of a jail's /etc memory disk: it is how disks left behind by a
+// crash are found again.
 func EtcLabel(name string) string { return etcLabelPrefix + name }
 
 const etcLabelPrefix = "rollout:"
