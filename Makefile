@@ -3,12 +3,21 @@
 #   make test   every check and test: formatting, vet, staticcheck, the FreeBSD build, unit
 #               tests, and the integration tests against real OpenZFS in the lab
 #   make bench  the benchmarks (etcmerge vs cp -a; SSH transport vs OpenSSH; replication in the lab)
+#   make install [PREFIX=/usr/local] [DESTDIR=...]
+#               the binary, man pages, rc.d script, example config and shell completion, as the
+#               FreeBSD port (examples/port/sysutils/rollout) does; on FreeBSD run it with gmake
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      = -X main.version=$(VERSION)
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+MANDIR      ?= $(PREFIX)/share/man
+INSTALL     ?= install
+MANDOC      ?= mandoc
+MANPAGES     = cmd/rollout/man/rollout.8 cmd/rollout/man/rollout.toml.5
 
-.PHONY: all build build-freebsd check unit integration test demo bench lab-build lab-down clean
+.PHONY: all build build-freebsd check man-lint install install-check unit integration test demo bench lab-build lab-down clean
 
 all: build
 
@@ -25,6 +34,38 @@ check:
 	GOOS=freebsd $(GO) vet ./...
 	GOOS=freebsd $(GO) build ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(MAKE) --no-print-directory man-lint
+	$(MAKE) --no-print-directory install-check
+
+# the man pages: mandoc must find nothing at warning level or above (Debian package mandoc)
+man-lint:
+	@out=$$($(MANDOC) -T lint -W warning $(MANPAGES) 2>&1); status=$$?; \
+	  if [ $$status -ne 0 ] || [ -n "$$out" ]; then \
+	    echo "$$out"; echo "man-lint: $(MANDOC) -T lint -W warning failed (exit $$status)"; exit 1; fi
+
+# what the FreeBSD port installs: PREFIX/sbin, man pages in PREFIX/share/man (uncompressed; the
+# ports framework gzips them), the rc.d script with /usr/local replaced by PREFIX, the example
+# config as rollout.toml.sample, completion scripts printed by the binary just built
+install: build
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(PREFIX)/etc/rc.d $(DESTDIR)$(PREFIX)/share/examples/rollout \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	$(INSTALL) -m 0555 bin/rollout $(DESTDIR)$(PREFIX)/sbin/rollout
+	$(INSTALL) -m 0444 cmd/rollout/man/rollout.8 $(DESTDIR)$(MANDIR)/man8/rollout.8
+	$(INSTALL) -m 0444 cmd/rollout/man/rollout.toml.5 $(DESTDIR)$(MANDIR)/man5/rollout.toml.5
+	sed 's|/usr/local|$(PREFIX)|g' cmd/rollout/rc.d/rollout > $(DESTDIR)$(PREFIX)/etc/rc.d/rollout.tmp
+	chmod 0555 $(DESTDIR)$(PREFIX)/etc/rc.d/rollout.tmp
+	mv $(DESTDIR)$(PREFIX)/etc/rc.d/rollout.tmp $(DESTDIR)$(PREFIX)/etc/rc.d/rollout
+	$(INSTALL) -m 0644 examples/rollout.toml $(DESTDIR)$(PREFIX)/etc/rollout.toml.sample
+	$(INSTALL) -m 0444 examples/rollout.toml $(DESTDIR)$(PREFIX)/share/examples/rollout/rollout.toml.sample
+	bin/rollout completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rollout.tmp
+	mv $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rollout.tmp $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rollout
+	bin/rollout completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_rollout.tmp
+	mv $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_rollout.tmp $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_rollout
+
+# make install into temporary directories installs exactly the port's pkg-plist
+install-check:
+	MAKE="$(MAKE)" examples/port/check-plist.sh
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tests of Measure run without root: the trees belong to the user running them.
@@ -245,7 +247,7 @@ type fsMeta struct {
 	UID, GID            uint32
 	Size                int64
 	Ino                 uint64
-	Atime, Mtime, Ctime syscall.Timespec
+	Atime, Mtime, Ctime unix.Timespec
 	Target              string // symlinks
 }
 
@@ -264,8 +266,11 @@ func metaOf(t *testing.T, root string) map[string]fsMeta {
 		if err != nil {
 			return err
 		}
-		st := fi.Sys().(*syscall.Stat_t)
-		e := fsMeta{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid, Size: st.Size, Ino: st.Ino, Mtime: st.Mtim, Ctime: st.Ctim}
+		var st unix.Stat_t // x/sys names the times alike on Linux and FreeBSD
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		e := fsMeta{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid, Size: st.Size, Ino: uint64(st.Ino), Mtime: st.Mtim, Ctime: st.Ctim}
 		if !fi.IsDir() && fi.Name() != WhiteoutFile { // Measure reads the whiteout list
 			e.Atime = st.Atim
 		}

@@ -52,12 +52,17 @@ func (g *guest) status() map[string]statusJSON {
 	if r.code != 0 {
 		g.t.Fatalf("status: %+v", r)
 	}
-	var list []statusJSON
-	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+	// the one JSON shape of every command: {"command", "ok", "exit", "error", "results", "plan"}
+	var rep struct {
+		Command string       `json:"command"`
+		OK      bool         `json:"ok"`
+		Results []statusJSON `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Command != "status" || !rep.OK {
 		g.t.Fatalf("status --json: %v: %s", err, r.stdout)
 	}
 	m := map[string]statusJSON{}
-	for _, s := range list {
+	for _, s := range rep.Results {
 		m[s.Vhost] = s
 	}
 	return m
@@ -234,7 +239,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"promote", "tank/other@2", "vhost1"}, "is not of the prototype"},
 		{[]string{"rollback", "vhost1"}, "vhost vhost1 has no previous snapshot"},
 		{[]string{"rollback", "--to", "proto@2 x", "vhost1"}, `invalid snapshot name "2 x"`},
-		{[]string{"rollback", "vhost1", "--to", "proto@2"}, `invalid vhost name "--to"`},
+		{[]string{"rollback", "vhost1", "--too", "proto@2"}, "rollback: unknown flag --too"},
 		{[]string{"create", "vhost1", "proto@2"}, "vhost vhost1 already exists"},
 		{[]string{"fstab", "vhost1", "proto@$(id)"}, `invalid snapshot name "$(id)"`},
 		{[]string{"prune", "--keep", "0"}, "keep at least 1"},

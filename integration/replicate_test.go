@@ -111,13 +111,31 @@ func (g *guest) sha(path string) string {
 	return strings.Fields(g.must("sha256sum", path))[0]
 }
 
-func decodeResults(t *testing.T, r result) []replResult {
+// replReport is `rollout --json replicate`: the one JSON shape of every command, with the
+// slaves' results, or (--dry-run) their plans.
+type replReport struct {
+	Command string       `json:"command"`
+	OK      bool         `json:"ok"`
+	Exit    int          `json:"exit"`
+	Error   string       `json:"error"`
+	Results []replResult `json:"results"`
+	Plan    *struct {
+		Slaves []replPlan `json:"slaves"`
+	} `json:"plan"`
+}
+
+func decodeReport(t *testing.T, r result) replReport {
 	t.Helper()
-	var out []replResult
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+	var rep replReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Command != "replicate" || rep.Exit != r.code || rep.OK != (r.code == 0) {
 		t.Fatalf("replicate --json: %v\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
 	}
-	return out
+	return rep
+}
+
+func decodeResults(t *testing.T, r result) []replResult {
+	t.Helper()
+	return decodeReport(t, r).Results
 }
 
 func oneLineError(t *testing.T, what string, r result, want ...string) {
@@ -414,10 +432,11 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 		}
 	}
 	r = m.rollout("--json", "replicate", "--to", "slave1", "--to", "slave2", "--dry-run")
-	var plans []replPlan
-	if err := json.Unmarshal([]byte(r.stdout), &plans); err != nil || len(plans) != 2 {
-		t.Fatalf("dry run --json: %v %+v", err, r)
+	rep := decodeReport(t, r)
+	if rep.Plan == nil || len(rep.Plan.Slaves) != 2 || len(rep.Results) != 0 {
+		t.Fatalf("dry run --json: %+v", r)
 	}
+	plans := rep.Plan.Slaves
 	for _, p := range plans {
 		if p.Mode != "full" || p.Target != "zpool/proto@2" || p.EstimatedBytes < 8<<20 || strings.Join(p.Send, " ") != "zfs send -R zpool/proto@2" {
 			t.Errorf("plan %+v", p)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -9,7 +10,7 @@ import (
 type snapJSON struct {
 	Name      string   `json:"name"`
 	Snapshot  string   `json:"snapshot"`
-	GUID      uint64   `json:"guid"`
+	GUID      uint64   `json:"guid,string"` // a string, as zfs list -j prints it
 	CreateTXG uint64   `json:"createtxg"`
 	Datasets  int      `json:"datasets"`
 	Complete  bool     `json:"complete"`
@@ -71,16 +72,21 @@ func TestSnapshotNumberingAndListing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("snapshots: %+v", r)
 	}
-	var list []snapJSON
-	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+	var rep struct {
+		Command string     `json:"command"`
+		OK      bool       `json:"ok"`
+		Results []snapJSON `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Command != "snapshots" || !rep.OK {
 		t.Fatalf("snapshots --json: %v\n%s", err, r.stdout)
 	}
+	list := rep.Results
 	if len(list) != 2 || list[0].Name != "1" || list[1].Name != "2" {
 		t.Fatalf("listing: %+v", list)
 	}
 	for _, s := range list {
 		guid := strings.TrimSpace(g.must("zfs", "get", "-H", "-p", "-o", "value", "guid", s.Snapshot))
-		if guid != jsonUint(s.GUID) {
+		if guid != strconv.FormatUint(s.GUID, 10) {
 			t.Errorf("%s: guid %d, zfs says %s", s.Snapshot, s.GUID, guid)
 		}
 		if !s.Complete || s.Datasets != 2 || s.CreateTXG == 0 {
@@ -90,7 +96,7 @@ func TestSnapshotNumberingAndListing(t *testing.T) {
 	// the table for people names the same snapshots and guids
 	table := g.rollout("snapshots")
 	for _, s := range list {
-		if !strings.Contains(table.stdout, s.Snapshot) || !strings.Contains(table.stdout, jsonUint(s.GUID)) {
+		if !strings.Contains(table.stdout, s.Snapshot) || !strings.Contains(table.stdout, strconv.FormatUint(s.GUID, 10)) {
 			t.Errorf("table lacks %s/%d:\n%s", s.Snapshot, s.GUID, table.stdout)
 		}
 	}
@@ -106,11 +112,6 @@ func TestSnapshotNumberingAndListing(t *testing.T) {
 	if !strings.Contains(r.stdout, "created zpool/proto@3") {
 		t.Errorf("third snapshot: %+v", r)
 	}
-}
-
-func jsonUint(v uint64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 func TestSnapshotRefusals(t *testing.T) {

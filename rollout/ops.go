@@ -102,7 +102,9 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	// each vhost on its own: one that cannot be repaired must not keep the others broken
 	p := &Plan{Op: "repair", Independent: true}
 	for _, v := range vs {
-		if ok, err := zfs.Exists(ctx, m.R, v.Dataset); err != nil || !ok {
+		if ok, err := zfs.Exists(ctx, m.R, v.Dataset); err != nil {
+			return nil, err
+		} else if !ok {
 			continue
 		}
 		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)

@@ -37,9 +37,9 @@ type VhostPlan struct {
 	From    string `json:"from"`
 	To      string `json:"to"`
 	Running bool   `json:"running"`
-	Steps   []Step `json:"steps"`
+	Steps   []Step `json:"steps,omitempty"`
 	// Undo puts the vhost back on From after a failure once its jail was stopped.
-	Undo []Step `json:"undo"`
+	Undo []Step `json:"undo,omitempty"`
 	// Noop says why nothing needs doing (already on the target).
 	Noop string `json:"noop,omitempty"`
 }
@@ -47,9 +47,9 @@ type VhostPlan struct {
 // Plan is a whole command's work.
 type Plan struct {
 	Op       string       `json:"op"`
-	Checks   []string     `json:"checks"` // what was verified before anything changes
+	Checks   []string     `json:"checks,omitempty"` // what was verified before anything changes
 	Vhosts   []*VhostPlan `json:"vhosts"`
-	Finally  []Step       `json:"finally"` // after all vhosts: release holds no vhost needs
+	Finally  []Step       `json:"finally,omitempty"` // after all vhosts: release holds no vhost needs
 	Parallel int          `json:"parallel"`
 	// Independent: no canary; every vhost is attempted whatever happens to the others
 	// (repair, boot, start, stop).

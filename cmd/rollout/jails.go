@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/rollout"
 	"github.com/rollout-dev/rollout/rollout/host"
 )
@@ -23,11 +23,7 @@ func (e *env) manager() (*rollout.Manager, error) {
 		return nil, err
 	}
 	h := host.NewFreeBSD(e.local, e.log)
-	out := e.out
-	if e.json {
-		out = io.Discard
-	}
-	return &rollout.Manager{Cfg: e.cfg, R: e.local, Host: h, Log: e.log, Out: out, Self: self}, nil
+	return &rollout.Manager{Cfg: e.cfg, R: e.local, Host: h, Log: e.log, Out: e.msg, Self: self}, nil
 }
 
 // locked runs fn holding the lock that keeps rollouts that change things apart. A dry run
@@ -44,24 +40,39 @@ func (e *env) locked(c *cli.Context, fn func() error) error {
 	return fn()
 }
 
-var dryRunFlag = &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan (steps and exact commands) and change nothing"}
+var dryRunFlag = &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan (steps and exact commands) and change nothing", DisableDefaultText: true}
 
 // runPlan prints or executes a plan, with the same output rules for every command.
 func (e *env) runPlan(c *cli.Context, m *rollout.Manager, plan *rollout.Plan) error {
 	if c.Bool("dry-run") {
-		if e.json {
-			return e.printJSON(plan)
-		}
+		e.rep.Plan = plan
 		plan.Print(e.out)
 		return nil
 	}
 	results, err := m.Execute(c.Context, plan)
-	if e.json {
-		if jerr := e.printJSON(map[string]any{"op": plan.Op, "results": results, "ok": err == nil}); jerr != nil {
-			return jerr
+	e.rep.Results = results
+	done := 0
+	for _, r := range results {
+		if r.OK {
+			done++
 		}
 	}
-	return err
+	if err == nil && len(results) == 0 {
+		fmt.Fprintf(e.msg, "%s: nothing to do\n", plan.Op)
+	}
+	return partly(err, done > 0)
+}
+
+// atLeast1 refuses an int flag below 1.
+func atLeast1(names ...string) func(*cli.Context) error {
+	return func(c *cli.Context) error {
+		for _, n := range names {
+			if c.Int(n) < 1 {
+				return usagef("%s: --%s %d: must be at least 1", cmdPath(c), n, c.Int(n))
+			}
+		}
+		return nil
+	}
 }
 
 func jailCommands() []*cli.Command {
@@ -70,8 +81,8 @@ func jailCommands() []*cli.Command {
 			Name:      "create",
 			Usage:     "create a vhost on a prototype snapshot: datasets, jail.conf, fstab, state; start it",
 			ArgsUsage: "VHOST proto@N",
-			Flags:     []cli.Flag{dryRunFlag, &cli.BoolFlag{Name: "no-start", Usage: "do not start the jail"}},
-			Action: withEnv(2, 2, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			Flags:     []cli.Flag{dryRunFlag, &cli.BoolFlag{Name: "no-start", Usage: "do not start the jail", DisableDefaultText: true}},
+			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
 					plan, err := m.PlanCreate(c.Context, c.Args().Get(0), c.Args().Get(1), !c.Bool("no-start"))
 					if err != nil {
@@ -86,10 +97,7 @@ func jailCommands() []*cli.Command {
 			Usage:     "switch vhosts to a prototype snapshot and restart them (the first one alone, as a canary)",
 			ArgsUsage: "proto@N VHOST [VHOST...]",
 			Flags:     []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the canary, switch `K` vhosts at a time"}},
-			Action: withEnv(2, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				if c.Int("parallel") < 1 {
-					return usagef("promote: --parallel %d: must be at least 1", c.Int("parallel"))
-				}
+			Action: withEnv(atLeast1("parallel"), func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
 					plan, err := m.PlanPromote(c.Context, c.Args().First(), c.Args().Tail(), rollout.SwitchOptions{Parallel: c.Int("parallel")})
 					if err != nil {
@@ -105,9 +113,16 @@ func jailCommands() []*cli.Command {
 			ArgsUsage: "VHOST [VHOST...]",
 			Flags: []cli.Flag{dryRunFlag, &cli.StringFlag{Name: "to", Usage: "roll back to `proto@M` instead of the previous snapshot"},
 				&cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the first, switch `K` vhosts at a time"}},
-			Action: withEnv(1, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			Action: withEnv(func(c *cli.Context) error {
+				if to := c.String("to"); c.IsSet("to") {
+					if err := checkArg("proto@M", to); err != nil {
+						return usagef("rollback: --to: %v", err)
+					}
+				}
+				return atLeast1("parallel")(c)
+			}, func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
-					plan, err := m.PlanRollback(c.Context, c.Args().Slice(), c.String("to"), rollout.SwitchOptions{Parallel: max(c.Int("parallel"), 1)})
+					plan, err := m.PlanRollback(c.Context, c.Args().Slice(), c.String("to"), rollout.SwitchOptions{Parallel: c.Int("parallel")})
 					if err != nil {
 						return err
 					}
@@ -120,7 +135,7 @@ func jailCommands() []*cli.Command {
 			Usage:     "put vhosts whose promote or rollback did not finish back on their recorded snapshot",
 			ArgsUsage: "[VHOST...]",
 			Flags:     []cli.Flag{dryRunFlag},
-			Action: withEnv(0, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
 					plan, err := m.PlanRepair(c.Context, c.Args().Slice())
 					if err != nil {
@@ -134,14 +149,12 @@ func jailCommands() []*cli.Command {
 			Name:      "status",
 			Usage:     "each vhost: its snapshot, previous snapshot, running or not, fstab, unsaved /etc edits, unfinished operations",
 			ArgsUsage: "[VHOST...]",
-			Action: withEnv(0, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 				st, err := m.Status(c.Context, c.Args().Slice())
 				if err != nil {
 					return err
 				}
-				if e.json {
-					return e.printJSON(st)
-				}
+				e.rep.Results = st
 				tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "VHOST\tSNAPSHOT\tPREVIOUS\tRUNNING\tFSTAB\tUNSAVED /etc\tNOTES")
 				for _, s := range st {
@@ -169,21 +182,38 @@ func jailCommands() []*cli.Command {
 			Usage:     "destroy old prototype snapshots that no vhost uses and no hold protects",
 			ArgsUsage: " ",
 			Flags:     []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "keep", Value: 5, Usage: "always keep the newest `K` snapshots"}},
-			Action: withEnv(0, 0, func(c *cli.Context, e *env, m *rollout.Manager) error {
+			Action: withEnv(func(c *cli.Context) error {
+				if c.Int("keep") < 1 {
+					return usagef("prune: --keep %d: keep at least 1 snapshot", c.Int("keep"))
+				}
+				return nil
+			}, func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
-					items, err := m.Prune(c.Context, c.Int("keep"), c.Bool("dry-run"))
-					if e.json {
-						if jerr := e.printJSON(items); jerr != nil {
-							return jerr
+					dry := c.Bool("dry-run")
+					items, err := m.Prune(c.Context, c.Int("keep"), dry)
+					if items == nil {
+						items = []rollout.PruneItem{}
+					}
+					if dry {
+						e.rep.Plan = prunePlan{Op: "prune", Keep: c.Int("keep"), Snapshots: items}
+					} else {
+						e.rep.Results = items
+					}
+					destroy := 0
+					for _, it := range items {
+						if it.Destroy {
+							destroy++
 						}
-					} else if c.Bool("dry-run") {
-						for _, it := range items {
+						if dry {
 							verb := "keep   "
 							if it.Destroy {
 								verb = "destroy"
 							}
 							fmt.Fprintf(e.out, "%s %s (%s)\n", verb, it.Snapshot, it.Reason)
 						}
+					}
+					if err == nil && destroy == 0 {
+						fmt.Fprintf(e.msg, "nothing to prune: %d snapshots, all kept\n", len(items))
 					}
 					return err
 				})
@@ -193,66 +223,125 @@ func jailCommands() []*cli.Command {
 			Name:      "fstab",
 			Usage:     "print a vhost's fstab for a snapshot, or (--write) regenerate it from the vhost's recorded state",
 			ArgsUsage: "VHOST [proto@N]",
-			Flags:     []cli.Flag{&cli.BoolFlag{Name: "write", Usage: "write the fstab (and jail.conf) for the snapshot the vhost's state names"}},
-			Action: withEnv(1, 2, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				name := c.Args().First()
-				if c.Bool("write") {
-					if c.NArg() > 1 {
-						return usagef("fstab --write %s: takes no snapshot: it writes what the vhost's state says", name)
-					}
-					return e.locked(c, func() error {
-						snap, err := m.WriteFstab(c.Context, name)
-						if err == nil {
-							fmt.Fprintf(e.out, "wrote %s (%s)\n", m.Cfg.FstabPath(m.Cfg.Vhosts[name]), snap)
-						}
-						return err
-					})
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "write", Usage: "write the fstab (and jail.conf) for the snapshot the vhost's state names", DisableDefaultText: true},
+				&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "with --write: print what would be written and change nothing", DisableDefaultText: true}},
+			Action: withEnv(func(c *cli.Context) error {
+				if c.Bool("write") && c.NArg() > 1 {
+					return usagef("fstab --write %s: takes no snapshot: it writes what the vhost's state says", c.Args().First())
 				}
-				v, err := e.cfg.Vhost(name)
-				if err != nil {
-					return err
+				if c.Bool("dry-run") && !c.Bool("write") {
+					return usagef("fstab: --dry-run goes with --write (without it, fstab only prints)")
 				}
-				ref := c.Args().Get(1)
-				if ref == "" {
-					st, err := rollout.LoadState(c.Context, m.R, v.Name, v.Dataset)
-					if err != nil {
-						return err
-					}
-					if st.Snapshot == "" {
-						return fmt.Errorf("vhost %s: no snapshot recorded; name one: rollout fstab %s proto@N", name, name)
-					}
-					ref = st.Snapshot
-				}
-				ver, err := m.Proto().Resolve(c.Context, ref)
-				if err != nil {
-					return err
-				}
-				b, err := m.RenderFstab(v, ver.FullName())
-				if err != nil {
-					return err
-				}
-				_, err = e.out.Write(b)
-				return err
-			}),
+				return nil
+			}, fstabAction),
 		},
 		planCommand("start", "start vhosts on the snapshot their state names (writing jail.conf and fstab from it); they start at boot too",
-			"VHOST [VHOST...]", 1, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+			"VHOST [VHOST...]", func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
 				return m.PlanStart(c.Context, c.Args().Slice())
 			}),
-		planCommand("stop", "stop vhosts; they stay stopped at boot", "VHOST [VHOST...]", 1,
+		planCommand("stop", "stop vhosts; they stay stopped at boot", "VHOST [VHOST...]",
 			func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
 				return m.PlanStop(c.Context, c.Args().Slice())
 			}),
 		planCommand("boot", "at boot (rc.d/rollout): write every vhost's jail.conf and fstab from its state in ZFS, repair unfinished operations, start the vhosts marked to start",
-			"", 0, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+			" ", func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
 				return m.PlanBoot(c.Context)
 			}),
 		planCommand("shutdown", "at shutdown (rc.d/rollout): stop every running vhost, leaving what starts at boot as it is",
-			"", 0, func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
+			" ", func(c *cli.Context, m *rollout.Manager) (*rollout.Plan, error) {
 				return m.PlanShutdown(c.Context)
 			}),
 		etcCommand(),
 	}
+}
+
+// prunePlan is prune --dry-run's plan: every snapshot and what would happen to it.
+type prunePlan struct {
+	Op        string              `json:"op"`
+	Keep      int                 `json:"keep"`
+	Snapshots []rollout.PruneItem `json:"snapshots"`
+}
+
+// fstabOut is one vhost's fstab in the results of rollout fstab.
+type fstabOut struct {
+	Vhost    string `json:"vhost"`
+	Snapshot string `json:"snapshot"`
+	File     string `json:"file"`
+	Fstab    string `json:"fstab,omitempty"` // printed, not written
+	Written  bool   `json:"written"`
+}
+
+func fstabAction(c *cli.Context, e *env, m *rollout.Manager) error {
+	name := c.Args().First()
+	v, err := e.cfg.Vhost(name)
+	if err != nil {
+		return err
+	}
+	file := m.Cfg.FstabPath(v)
+	if c.Bool("write") {
+		if c.Bool("dry-run") {
+			// what WriteFstab does, as a plan: the same checks, nothing written
+			st, err := rollout.LoadState(c.Context, m.R, v.Name, v.Dataset)
+			if err != nil {
+				return err
+			}
+			if st.Snapshot == "" {
+				return fmt.Errorf("vhost %s: no snapshot recorded on %s; use rollout create", v.Name, v.Dataset)
+			}
+			if _, err := m.RenderFstab(v, st.Snapshot); err != nil {
+				return err
+			}
+			plan := &rollout.Plan{Op: "fstab --write " + v.Name, Checks: []string{"the fstab renders for " + st.Snapshot},
+				Vhosts: []*rollout.VhostPlan{{Vhost: v.Name, From: st.Snapshot, To: st.Snapshot, Steps: []rollout.Step{
+					{Name: "conf", Cmds: []string{"write " + m.Host.ConfFile(m.Jail(v)) + " if it changed"}},
+					{Name: "fstab", Cmds: []string{"write " + file + " (" + st.Snapshot + ", atomic rename)"}},
+				}}}}
+			e.rep.Plan = plan
+			plan.Print(e.out)
+			return nil
+		}
+		return e.locked(c, func() error {
+			snap, err := m.WriteFstab(c.Context, name)
+			if err != nil {
+				return err
+			}
+			e.rep.Results = []fstabOut{{Vhost: v.Name, Snapshot: snap, File: file, Written: true}}
+			fmt.Fprintf(e.msg, "wrote %s (%s)\n", file, snap)
+			return nil
+		})
+	}
+	ref := c.Args().Get(1)
+	if ref == "" {
+		st, err := rollout.LoadState(c.Context, m.R, v.Name, v.Dataset)
+		if err != nil {
+			return err
+		}
+		if st.Snapshot == "" {
+			return fmt.Errorf("vhost %s: no snapshot recorded; name one: rollout fstab %s proto@N", name, name)
+		}
+		ref = st.Snapshot
+	}
+	ver, err := m.Proto().Resolve(c.Context, ref)
+	if err != nil {
+		return err
+	}
+	b, err := m.RenderFstab(v, ver.FullName())
+	if err != nil {
+		return err
+	}
+	e.rep.Results = []fstabOut{{Vhost: v.Name, Snapshot: ver.FullName(), File: file, Fstab: string(b)}}
+	_, err = e.out.Write(b)
+	return err
+}
+
+// etcOut is one vhost's /etc in the results of rollout etc.
+type etcOut struct {
+	Vhost    string        `json:"vhost"`
+	Files    int           `json:"files,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Path     string        `json:"path,omitempty"`
+	Kind     string        `json:"kind,omitempty"`
+	Saved    bool          `json:"saved,omitempty"`
 }
 
 func etcCommand() *cli.Command {
@@ -264,37 +353,51 @@ func etcCommand() *cli.Command {
 				Name:      "init",
 				Usage:     "exec.prestart hook: make the jail's /etc memory file system and fill it (snapshot's /etc, then /cfg)",
 				ArgsUsage: "VHOST",
-				Action: withEnv(1, 1, func(c *cli.Context, e *env, m *rollout.Manager) error {
+				Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 					start := time.Now()
-					st, err := m.EtcInit(c.Context, c.Args().First())
-					if err == nil {
-						e.log.Info("etc init", "vhost", c.Args().First(), "files", st.Files, "duration", time.Since(start))
+					name := c.Args().First()
+					st, err := m.EtcInit(c.Context, name)
+					if err != nil {
+						return err
 					}
-					return err
+					d := time.Since(start)
+					e.rep.Results = []etcOut{{Vhost: name, Files: st.Files, Duration: d}}
+					fmt.Fprintf(e.msg, "%s: /etc built, %d files in %s\n", name, st.Files, d.Round(time.Millisecond))
+					return nil
 				}),
 			},
 			{
 				Name:      "cleanup",
 				Usage:     "exec.poststop hook: unmount and free the jail's /etc",
 				ArgsUsage: "VHOST",
-				Action: withEnv(1, 1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-					return m.EtcCleanup(c.Context, c.Args().First())
+				Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
+					name := c.Args().First()
+					if err := m.EtcCleanup(c.Context, name); err != nil {
+						return err
+					}
+					e.rep.Results = []etcOut{{Vhost: name}}
+					fmt.Fprintf(e.msg, "%s: /etc freed\n", name)
+					return nil
 				}),
 			},
 			{
 				Name:      "diff",
 				Usage:     "edits in the running jail's /etc that its /cfg lacks (lost at restart), and what /cfg overrides",
 				ArgsUsage: "VHOST",
-				Action: withEnv(1, 1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-					ch, err := m.EtcDiff(c.Context, c.Args().First())
+				Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
+					name := c.Args().First()
+					ch, err := m.EtcDiff(c.Context, name)
 					if err != nil {
 						return err
 					}
-					if e.json {
-						return e.printJSON(ch)
-					}
+					out := []etcOut{}
 					for _, x := range ch {
+						out = append(out, etcOut{Vhost: name, Path: "/etc/" + x.Path, Kind: x.Kind})
 						fmt.Fprintf(e.out, "%-9s /etc/%s\n", x.Kind, x.Path)
+					}
+					e.rep.Results = out
+					if len(ch) == 0 {
+						fmt.Fprintf(e.msg, "%s: /etc is as the snapshot and /cfg make it\n", name)
 					}
 					return nil
 				}),
@@ -303,28 +406,74 @@ func etcCommand() *cli.Command {
 				Name:      "save",
 				Usage:     "copy edits from the running jail's /etc into its /cfg (all of them, or the FILEs named)",
 				ArgsUsage: "VHOST [FILE...]",
-				Action: withEnv(1, -1, func(c *cli.Context, e *env, m *rollout.Manager) error {
-					saved, err := m.EtcSave(c.Context, c.Args().First(), c.Args().Tail())
-					for _, s := range saved {
-						fmt.Fprintf(e.out, "saved /etc/%s\n", s)
-					}
-					return err
-				}),
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be saved and change nothing", DisableDefaultText: true}},
+				Action:    withEnv(nil, etcSaveAction),
 			},
 		},
 	}
 }
 
-// planCommand is a command that computes a plan and runs it under the lock (or, with
-// --dry-run, prints it). minArgs > 0 takes any number of arguments from minArgs on.
-func planCommand(name, usage, argsUsage string, minArgs int, plan func(*cli.Context, *rollout.Manager) (*rollout.Plan, error)) *cli.Command {
-	maxArgs := -1
-	if minArgs == 0 {
-		maxArgs = 0
+func etcSaveAction(c *cli.Context, e *env, m *rollout.Manager) error {
+	name, files := c.Args().First(), c.Args().Tail()
+	if c.Bool("dry-run") {
+		ch, err := m.EtcDiff(c.Context, name)
+		if err != nil {
+			return err
+		}
+		plan := etcSavePlan{Op: "etc save " + name, Files: []etcOut{}}
+		for _, x := range ch {
+			if x.Kind == etcmerge.Overrides || !underAny(x.Path, files) {
+				continue
+			}
+			plan.Files = append(plan.Files, etcOut{Vhost: name, Path: "/etc/" + x.Path, Kind: x.Kind})
+			fmt.Fprintf(e.out, "would save %-9s /etc/%s\n", x.Kind, x.Path)
+		}
+		if len(plan.Files) == 0 {
+			fmt.Fprintf(e.out, "%s: nothing to save\n", name)
+		}
+		e.rep.Plan = plan
+		return nil
 	}
+	saved, err := m.EtcSave(c.Context, name, files)
+	out := []etcOut{}
+	for _, s := range saved {
+		out = append(out, etcOut{Vhost: name, Path: "/etc/" + s, Saved: true})
+		fmt.Fprintf(e.msg, "saved /etc/%s\n", s)
+	}
+	e.rep.Results = out
+	if err == nil && len(saved) == 0 {
+		fmt.Fprintf(e.msg, "%s: nothing to save\n", name)
+	}
+	return partly(err, len(saved) > 0)
+}
+
+// etcSavePlan is etc save --dry-run's plan.
+type etcSavePlan struct {
+	Op    string   `json:"op"`
+	Files []etcOut `json:"files"`
+}
+
+// underAny: p is one of paths or below one (etc save of a directory saves what is below it);
+// every path when none are named.
+func underAny(p string, paths []string) bool {
+	if len(paths) == 0 {
+		return true
+	}
+	for _, x := range paths {
+		x = strings.Trim(strings.TrimPrefix(x, "/etc/"), "/")
+		if p == x || strings.HasPrefix(p, x+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// planCommand is a command that computes a plan and runs it under the lock (or, with
+// --dry-run, prints it).
+func planCommand(name, usage, argsUsage string, plan func(*cli.Context, *rollout.Manager) (*rollout.Plan, error)) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: usage, ArgsUsage: argsUsage, Flags: []cli.Flag{dryRunFlag},
-		Action: withEnv(minArgs, maxArgs, func(c *cli.Context, e *env, m *rollout.Manager) error {
+		Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 			return e.locked(c, func() error {
 				p, err := plan(c, m)
 				if err != nil {
@@ -336,15 +485,17 @@ func planCommand(name, usage, argsUsage string, minArgs int, plan func(*cli.Cont
 	}
 }
 
-// withEnv checks the argument count (max -1: any), loads the config, builds the manager.
-func withEnv(minArgs, maxArgs int, fn func(*cli.Context, *env, *rollout.Manager) error) cli.ActionFunc {
+// withEnv checks the arguments (checkArgs) and, with check, the flags: usage errors, before
+// the config loads. Then it loads the config and builds the manager.
+func withEnv(check func(*cli.Context) error, fn func(*cli.Context, *env, *rollout.Manager) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		n := c.NArg()
-		if n < minArgs {
-			return usagef("%s: needs %s", c.Command.FullName(), c.Command.ArgsUsage)
+		if err := checkArgs(c); err != nil {
+			return err
 		}
-		if maxArgs >= 0 && n > maxArgs {
-			return usagef("%s: unexpected argument %q", c.Command.FullName(), c.Args().Get(maxArgs))
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
 		}
 		e, err := setup(c)
 		if err != nil {

@@ -22,33 +22,26 @@ func replicateCommand() *cli.Command {
 		ArgsUsage: "[proto@N]",
 		Description: "Brings each slave's copy of the prototype up to proto@N (default: the newest snapshot),\n" +
 			"incrementally from the newest snapshot both sides have (by guid). Refuses when the slave\n" +
-			"has diverged; --force then allows zfs receive -F, but never over a snapshot a slave vhost uses.",
+			"has diverged; --force then allows zfs receive -F, but never over a snapshot a slave vhost uses.\n" +
+			"Exit status 3: some slaves were brought up to date, others failed.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "to", Usage: "slave `NAME` from the configuration (repeatable)"},
-			&cli.BoolFlag{Name: "all", Usage: "every configured slave"},
-			&cli.BoolFlag{Name: "force", Usage: "allow zfs receive -F (rolls back and destroys what the master lacks)"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and the exact commands; send nothing"},
-			&cli.StringFlag{Name: "bwlimit", Usage: "bytes per second per slave, e.g. 50m (overrides slave.bwlimit)"},
+			&cli.BoolFlag{Name: "all", Usage: "every configured slave", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "force", Usage: "allow zfs receive -F (rolls back and destroys what the master lacks)", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and the exact commands; send nothing", DisableDefaultText: true},
+			&cli.StringFlag{Name: "bwlimit", Usage: "cap each slave at `RATE` bytes per second, e.g. 50m (overrides slave.bwlimit)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 1 {
-				return usagef("replicate: unexpected argument %q", c.Args().Get(1))
-			}
-			e, err := setup(c)
-			if err != nil {
+			// usage first, before the config (and long before known_hosts)
+			if err := checkArgs(c); err != nil {
 				return err
 			}
 			names := c.StringSlice("to")
-			if c.Bool("all") {
-				if len(names) > 0 {
-					return usagef("replicate: --to and --all exclude each other")
-				}
-				for n := range e.cfg.Slaves {
-					names = append(names, n)
-				}
-				sort.Strings(names)
+			all := c.Bool("all")
+			if all && len(names) > 0 {
+				return usagef("replicate: --to and --all exclude each other")
 			}
-			if len(names) == 0 {
+			if !all && len(names) == 0 {
 				return usagef("replicate: say where: --to NAME or --all")
 			}
 			var bw *int64
@@ -59,9 +52,28 @@ func replicateCommand() *cli.Command {
 				}
 				bw = &n
 			}
+			e, err := setup(c)
+			if err != nil {
+				return err
+			}
+			if all {
+				if len(e.cfg.Slaves) == 0 {
+					return fmt.Errorf("replicate --all: %s names no slave ([slave.NAME])", e.cfg.Path)
+				}
+				for n := range e.cfg.Slaves {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+			}
 			return e.replicate(c.Context, names, c.Args().First(), bw, c.Bool("force"), c.Bool("dry-run"))
 		},
 	}
+}
+
+// replicatePlan is replicate --dry-run's plan: one per slave that could be planned.
+type replicatePlan struct {
+	Op     string            `json:"op"`
+	Slaves []*replicate.Plan `json:"slaves"`
 }
 
 func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit *int64, force, dryRun bool) error {
@@ -76,6 +88,16 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 			seen[n] = true
 			slaves = append(slaves, s)
 		}
+	}
+	rep := &replicate.Replicator{Local: e.local, Dataset: e.cfg.Proto.Dataset, Log: e.log}
+	// the snapshot argument is checked here, before any slave is dialled
+	if ref != "" {
+		if _, err := e.proto().ParseRef(ref); err != nil {
+			return usagef("replicate: %v", err)
+		}
+	}
+	if _, err := rep.Target(ctx, ref); err != nil {
+		return err
 	}
 
 	// connect to every slave at once; one that cannot be reached does not stop the others
@@ -111,35 +133,39 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 		targets = append(targets, replicate.Slave{Name: s.Name, Runner: conns[i].Runner(), Pool: s.Pool, Bwlimit: rate})
 	}
 
-	rep := &replicate.Replicator{Local: e.local, Dataset: e.cfg.Proto.Dataset, Log: e.log}
 	opt := replicate.Options{Target: ref, Force: force}
 	if dryRun {
-		var plans []*replicate.Plan
-		if len(targets) > 0 {
-			var err error
-			plans, err = rep.Plan(ctx, targets, opt)
-			if err != nil {
-				errs = append(errs, err)
+		plan := replicatePlan{Op: "replicate", Slaves: []*replicate.Plan{}}
+		// each slave planned on its own, so that each failure is reported with its slave
+		plans := make([]*replicate.Plan, len(targets))
+		perrs := make([]error, len(targets))
+		var wg sync.WaitGroup
+		for i, t := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var ps []*replicate.Plan
+				ps, perrs[i] = rep.Plan(ctx, []replicate.Slave{t}, opt)
+				if len(ps) == 1 {
+					plans[i] = ps[0]
+				}
+			}()
+		}
+		wg.Wait()
+		var results []replicate.Result
+		for i, p := range plans {
+			if perrs[i] != nil {
+				errs = append(errs, perrs[i])
+				results = append(results, replicate.Result{Slave: targets[i].Name, Error: oneLine(perrs[i])})
+			}
+			if p != nil && perrs[i] == nil {
+				plan.Slaves = append(plan.Slaves, p)
+				fmt.Fprint(e.out, p.String())
 			}
 		}
-		if e.json {
-			var out []*replicate.Plan
-			for _, p := range plans {
-				if p != nil {
-					out = append(out, p)
-				}
-			}
-			if err := e.printJSON(out); err != nil {
-				return err
-			}
-		} else {
-			for _, p := range plans {
-				if p != nil {
-					fmt.Fprint(e.out, p.String())
-				}
-			}
-		}
-		return errors.Join(errs...)
+		e.rep.Plan = plan
+		e.rep.Results = append(results, failed...)
+		return partly(errors.Join(errs...), len(plan.Slaves) > 0)
 	}
 
 	var results []replicate.Result
@@ -153,25 +179,23 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 		}
 	}
 	results = append(results, failed...)
-	if e.json {
-		if err := e.printJSON(results); err != nil {
-			return err
-		}
-		return errors.Join(errs...)
-	}
+	e.rep.Results = results
+	done := 0
 	for _, r := range results {
 		switch {
 		case r.Error != "":
 			// printed once, by main, with the exit status
+			continue
 		case r.Mode == replicate.ModeNone:
-			fmt.Fprintf(e.out, "%s: up to date at %s\n", r.Slave, r.Target)
+			fmt.Fprintf(e.msg, "%s: up to date at %s\n", r.Slave, r.Target)
 		case r.Base != "":
-			fmt.Fprintf(e.out, "%s: %s %s -> %s, %s in %s\n", r.Slave, r.Mode, r.Base, r.Target,
+			fmt.Fprintf(e.msg, "%s: %s %s -> %s, %s in %s\n", r.Slave, r.Mode, r.Base, r.Target,
 				replicate.HumanBytes(r.Bytes), time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 		default:
-			fmt.Fprintf(e.out, "%s: %s %s, %s in %s\n", r.Slave, r.Mode, r.Target,
+			fmt.Fprintf(e.msg, "%s: %s %s, %s in %s\n", r.Slave, r.Mode, r.Target,
 				replicate.HumanBytes(r.Bytes), time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 		}
+		done++
 	}
-	return errors.Join(errs...)
+	return partly(errors.Join(errs...), done > 0)
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rollout-dev/rollout/proto"
+	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
 	"github.com/rollout-dev/rollout/replicate"
 )
 
@@ -20,32 +22,73 @@ func snapshotCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "snapshot `NAME` (default: highest numeric snapshot + 1)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the snapshot that would be taken and the command; change nothing", DisableDefaultText: true},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
+			if err := checkArgs(c); err != nil {
 				return err
+			}
+			name := c.String("name")
+			if c.IsSet("name") {
+				if err := zfs.ValidateSnapshotName(name); err != nil {
+					return usagef("snapshot: --name: %v", err)
+				}
 			}
 			e, err := setup(c)
 			if err != nil {
 				return err
 			}
-			v, err := e.proto().Create(c.Context, c.String("name"))
+			p := e.proto()
+			if c.Bool("dry-run") {
+				// the checks Create makes, and the name it would take
+				if err := p.Check(c.Context); err != nil {
+					return err
+				}
+				vs, err := p.Versions(c.Context)
+				if err != nil {
+					return err
+				}
+				if name == "" {
+					name = proto.NextName(vs)
+				}
+				for _, v := range vs {
+					if v.Name == name {
+						return fmt.Errorf("snapshot %s already exists", v.FullName())
+					}
+				}
+				full := p.Dataset + "@" + name
+				if _, _, err := zfs.SplitSnapshot(full); err != nil {
+					return err
+				}
+				plan := snapshotPlan{Op: "snapshot", Snapshot: full, Commands: []string{command.Quote([]string{zfs.Bin, "snapshot", "-r", full})}}
+				e.rep.Plan = plan
+				fmt.Fprintf(e.out, "plan: snapshot %s\n  %s\n", full, plan.Commands[0])
+				return nil
+			}
+			v, err := p.Create(c.Context, name)
 			if err != nil {
 				return err
 			}
-			if e.json {
-				return e.printJSON(versionJSON(v))
-			}
-			fmt.Fprintf(e.out, "created %s on %d datasets (guid %d, createtxg %d)\n", v.FullName(), v.Datasets, v.GUID, v.CreateTXG)
+			e.rep.Results = []versionOut{versionJSON(v)}
+			fmt.Fprintf(e.msg, "created %s on %d datasets (guid %d, createtxg %d)\n", v.FullName(), v.Datasets, v.GUID, v.CreateTXG)
 			return nil
 		},
 	}
 }
 
+// snapshotPlan is snapshot --dry-run's plan.
+type snapshotPlan struct {
+	Op       string   `json:"op"`
+	Snapshot string   `json:"snapshot"`
+	Commands []string `json:"commands"`
+}
+
+// versionOut is one snapshot in JSON. The guid is a string, as zfs list -j prints it: a
+// 64-bit number loses digits in JavaScript and in any JSON reader that uses doubles.
 type versionOut struct {
 	Name      string    `json:"name"`
 	Snapshot  string    `json:"snapshot"`
-	GUID      uint64    `json:"guid"`
+	GUID      uint64    `json:"guid,string"`
 	CreateTXG uint64    `json:"createtxg"`
 	Creation  time.Time `json:"creation"`
 	Used      uint64    `json:"used"`
@@ -66,14 +109,7 @@ func snapshotsCommand() *cli.Command {
 		Name:      "snapshots",
 		Usage:     "list the prototype's snapshots in creation order",
 		ArgsUsage: " ",
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e, err := setup(c)
-			if err != nil {
-				return err
-			}
+		Action: withEnvOnly(func(c *cli.Context, e *env) error {
 			p := e.proto()
 			if err := p.Check(c.Context); err != nil {
 				return err
@@ -82,13 +118,11 @@ func snapshotsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if e.json {
-				out := make([]versionOut, 0, len(vs))
-				for _, v := range vs {
-					out = append(out, versionJSON(v))
-				}
-				return e.printJSON(out)
+			out := make([]versionOut, 0, len(vs))
+			for _, v := range vs {
+				out = append(out, versionJSON(v))
 			}
+			e.rep.Results = out
 			tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SNAPSHOT\tGUID\tCREATETXG\tCREATED\tUSED\tHOLDS\tCOMPLETE")
 			for _, v := range vs {
@@ -100,6 +134,20 @@ func snapshotsCommand() *cli.Command {
 					v.Creation.Local().Format("2006-01-02 15:04:05"), replicate.HumanBytes(int64(v.Used)), v.UserRefs, complete)
 			}
 			return tw.Flush()
-		},
+		}),
+	}
+}
+
+// withEnvOnly is withEnv for commands that need no rollout.Manager.
+func withEnvOnly(fn func(*cli.Context, *env) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := checkArgs(c); err != nil {
+			return err
+		}
+		e, err := setup(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, e)
 	}
 }

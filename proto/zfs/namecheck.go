@@ -75,8 +75,12 @@ func ValidatePool(name string) error {
 	return validatePool(name, name)
 }
 
-// ValidateSnapshotName checks the part after '@'.
+// ValidateSnapshotName checks the part after '@'. With at least "p@" before it, it can be at
+// most MaxNameLen-2 long.
 func ValidateSnapshotName(name string) error {
+	if len(name) > MaxNameLen-2 {
+		return fmt.Errorf("invalid snapshot name %q...: %d characters; ZFS allows %d for dataset@snapshot", name[:16], len(name), MaxNameLen)
+	}
 	if strings.Contains(name, "/") {
 		return fmt.Errorf("invalid snapshot name %q: '/' not allowed", name)
 	}

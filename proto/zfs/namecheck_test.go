@@ -100,3 +100,18 @@ func FuzzValidateDataset(f *testing.F) {
 		}
 	})
 }
+
+// ZFS allows 255 characters for dataset@snapshot, so a snapshot name alone can have at most
+// 253; a 300-character name was accepted here and refused only by zfs(8).
+func TestValidateSnapshotNameLength(t *testing.T) {
+	if err := ValidateSnapshotName(long(MaxNameLen - 2)); err != nil {
+		t.Errorf("253 characters: %v", err)
+	}
+	err := ValidateSnapshotName(long(300))
+	if err == nil || !strings.Contains(err.Error(), "300 characters") || strings.Contains(err.Error(), long(40)) {
+		t.Errorf("300 characters: %v", err)
+	}
+	if _, _, err := SplitSnapshot("zpool/proto@" + long(300)); err == nil {
+		t.Error("SplitSnapshot accepted a 300-character snapshot name")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -195,13 +196,41 @@ func decodeError(file string, err error) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		msg := typeMessage(strings.TrimPrefix(de.Error(), "toml: "))
 		if k := de.Key(); len(k) > 0 && !strings.Contains(msg, strings.Join(k, ".")) {
 			msg = fmt.Sprintf("%s: %s", strings.Join(k, "."), msg)
 		}
 		return &Error{File: file, Line: row, Msg: msg}
 	}
 	return &Error{File: file, Msg: err.Error()}
+}
+
+// typeError is go-toml's message for a value of the wrong type, which names Go's types:
+// "cannot decode TOML string into struct field config.Slave.Port of type int".
+var typeError = regexp.MustCompile(`^cannot decode TOML \w+ into .* of type (.+)$`)
+
+// typeMessage says what a value must be in the words of the file, not of Go.
+func typeMessage(msg string) string {
+	m := typeError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	t := m[1]
+	switch {
+	case t == "string":
+		return "must be a string"
+	case t == "bool":
+		return "must be true or false"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "must be an integer"
+	case strings.HasPrefix(t, "float"):
+		return "must be a number"
+	case t == "[]string":
+		return "must be a list of strings"
+	case strings.HasPrefix(t, "[]"):
+		return "must be a list"
+	}
+	return "must be a table"
 }
 
 // keyLines maps each dotted key ("vhost.vhost1.dataset") to the line it is set on, so that a

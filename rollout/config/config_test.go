@@ -276,3 +276,24 @@ func TestBadTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// A value of the wrong type is named by its key and what it must be, not by Go's struct field
+// and type ("struct field config.Slave.Port of type int").
+func TestTypeErrorsInTOMLWords(t *testing.T) {
+	cases := []struct{ toml, want string }{
+		{"pool = \"zpool\"\n[slave.x]\naddress = \"h\"\nport = \"22\"\n", "bad.toml:4: slave.x.port: must be an integer"},
+		{"pool = 3\n", "bad.toml:1: pool: must be a string"},
+		{"pool = \"z\"\n[slave.s]\naddress = \"h\"\nagent = \"yes\"\n", "bad.toml:4: slave.s.agent: must be true or false"},
+		{"pool = \"z\"\n[vhost.v]\ndatasets = \"cfg\"\n", "bad.toml:3: vhost.v.datasets: must be a list of strings"},
+		{"pool = \"z\"\nvhost = 3\n", "bad.toml:2: vhost: must be a table"},
+	}
+	for _, c := range cases {
+		_, err := Parse("bad.toml", []byte(c.toml))
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%q: got %v, want %s", c.toml, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "struct field") || strings.Contains(err.Error(), "config.")) {
+			t.Errorf("%q: Go internals in %q", c.toml, err)
+		}
+	}
+}
