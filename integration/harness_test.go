@@ -174,10 +174,21 @@ func (g *guest) writeFile(path, content string) {
 // resetScript returns a guest to a fresh, empty pool named zpool: no jails running, nothing
 // mounted under /jail, no rollout state.
 const resetScript = `
-# jails of earlier tests: processes chrooted below /jail, and the lab's namespace holders
+# jails of earlier tests: processes chrooted below /jail (bsdemu's jail holders, pid 1 of
+# each jail's PID namespace: killing one kills its jail) or working below it (bsdemu's
+# snapshot pins), and the lab's namespace holders
 for p in /proc/[0-9]*; do case "$(readlink "$p/root" 2>/dev/null)" in /jail/*) kill -9 "${p#/proc/}" 2>/dev/null || true;; esac; done
+for p in /proc/[0-9]*; do case "$(readlink "$p/cwd" 2>/dev/null)" in /jail/*) kill -9 "${p#/proc/}" 2>/dev/null || true;; esac; done
 for p in $(pgrep -fx 'sleep infinity' || true); do kill -9 "$p" 2>/dev/null || true; done
 { findmnt -rn -o TARGET | grep -E '^/jail(/|$)' || true; } | sort -r | xargs -r -n1 umount -l
+# bsdemu's md units (loop devices on a tmpfs), jail aliases (/32), and its kernel state
+{ findmnt -rn -o TARGET,SOURCE | awk '$2 ~ /^\/dev\/md[0-9]+$/ {print $1}' || true; } | sort -r | xargs -r -n1 umount -l
+losetup -D 2>/dev/null || true
+rm -f /dev/md[0-9]*
+umount -l /run/bsdemu/mdswap 2>/dev/null || true
+rm -rf /run/bsdemu
+ip -4 -o addr show | awk '$4 ~ /\/32$/ {print $2, $4}' | while read -r dev a; do ip addr del "$a" dev "$dev" || true; done
+rm -f /var/log/jail_*_console.log
 zpool destroy -f zpool 2>/dev/null || true
 rm -rf /jail /var/run/rollout /usr/local/etc/rollout.toml /etc/jail.conf.d /etc/fstab.* /tmp/rollout-*
 zpool create -f -O compression=lz4 -O mountpoint=none zpool /dev/vdb
@@ -215,6 +226,10 @@ ln -s ../../etc/local /jail/proto/usr/local/etc
 mkdir -p /jail/proto/etc/local
 echo 'hostname="proto.domain.local"' > /jail/proto/etc/rc.conf
 echo 'nameserver 192.0.2.53' > /jail/proto/etc/resolv.conf
+# exec.clean runs the hooks as root of the jail: jail(8) looks uid 0 up in its passwd and
+# starts in its home directory (usr.sbin/jail/command.c, run_command)
+mkdir -p /jail/proto/root
+echo 'root:*:0:0:Charlie &:/root:/bin/sh' > /jail/proto/etc/passwd
 echo ` + version + ` > /jail/proto/VERSION
 `)
 }

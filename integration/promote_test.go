@@ -97,9 +97,9 @@ func setUpVhosts(t *testing.T) *guest {
 	g.jailProto("1")
 	g.mustRollout("snapshot")
 	for _, v := range []string{"vhost1", "vhost2"} {
-		g.mustRollout("create", v, "proto@1")
-		g.writeFile("/jail/"+v+"/cfg/rc.conf", `hostname="`+v+`.domain.local"`+"\n")
-		g.mustRollout("stop", v)
+		g.mustRollout("create", "--no-start", v, "proto@1")
+		// its /cfg is the dataset, mounted only while the jail runs
+		g.sh(`mkdir -p /tmp/cfg && mount -t zfs zpool/` + v + `/cfg /tmp/cfg && printf 'hostname="%s.domain.local"\n' ` + v + ` > /tmp/cfg/rc.conf && umount /tmp/cfg`)
 		g.mustRollout("start", v)
 	}
 	return g
