@@ -73,7 +73,7 @@ unit:
 # boots the lab's guests once (the image is built and cached on first use), gives every test a
 # fresh pool, and powers the guests off at the end
 integration:
-	$(GO) test -count=1 -timeout 60m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
+	$(GO) test -count=1 -timeout 80m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
 	  exit $${PIPESTATUS[0]}
 
 test: SHELL := /bin/bash
