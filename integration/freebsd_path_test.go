@@ -144,8 +144,9 @@ func TestRelativeConfigSurvivesReboot(t *testing.T) {
 func TestFailingJailRemoveIsCleanedUp(t *testing.T) {
 	g := setUpVhosts(t)
 	g.snapshot2()
-	// a process of the host sits in the jail's /etc for a few seconds
-	g.sh(`cd /jail/vhost1/etc && setsid sh -c 'sleep 4' </dev/null >/dev/null 2>&1 &`)
+	// a process of the host sits in the jail's /etc while the jail exists and for two seconds
+	// after it is removed: jail(8)'s exec.poststop (rollout etc cleanup) finds /etc busy
+	g.sh(`cd /jail/vhost1/etc && setsid -f sh -c 'while /usr/sbin/jls -j vhost1 >/dev/null 2>&1; do sleep 0.2; done; sleep 2' </dev/null >/dev/null 2>&1`)
 	r := g.rollout("promote", "proto@2", "vhost1")
 	if r.code != 0 {
 		t.Fatalf("promote after a failed jail -r: exit %d: %s", r.code, r.stderr)
@@ -316,7 +317,8 @@ cat /VERSION > /var/started-version
 RC`)
 	g.mustRollout("snapshot")
 	vhost2 := g.jailPids("vhost2")
-	g.sh(`cd / && setsid /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@2 vhost1 </dev/null >/tmp/promote.log 2>&1 &`)
+	// (setsid -f: a plain `setsid X &` keeps the ssh session, and so this call, until X ends)
+	g.sh(`cd / && setsid -f /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@2 vhost1 </dev/null >/tmp/promote.log 2>&1`)
 	g.waitForStart("vhost1", "2")
 	// kill -9 rollout alone: jail(8), in its own process group, finishes the start
 	// ([r] and [j]: the patterns must not match this script's own command line)

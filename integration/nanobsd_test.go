@@ -122,7 +122,8 @@ cat /VERSION > /var/started-version
 /bin/sleep 1000000 &
 RC`)
 	g.mustRollout("snapshot")
-	g.sh(`cd / && setsid /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@2 vhost1 </dev/null >/tmp/promote.log 2>&1 &`)
+	// (setsid -f: a plain `setsid X &` keeps the ssh session, and so this call, until X ends)
+	g.sh(`cd / && setsid -f /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@2 vhost1 </dev/null >/tmp/promote.log 2>&1`)
 	// wait until vhost1's new jail is starting: its rc has run on @2
 	g.waitForStart("vhost1", "2")
 	if p := g.must("zfs", "get", "-H", "-o", "value", "rollout:pending", "zpool/vhost1"); !strings.Contains(p, "op=promote") {
