@@ -256,11 +256,11 @@ func TestReplicateResumeAndStaleToken(t *testing.T) {
 		t.Errorf("resumed %v, tokens were on %v", res[0].Resumed, tok)
 	}
 	// the resumed stream came from the token (zfs send -t), not from a new full increment of @2
-	if !strings.Contains(r.stderr, `cmd="zfs send -t 1-`) {
+	if !strings.Contains(r.stderr, `cmd="/sbin/zfs send -t 1-`) {
 		t.Errorf("no zfs send -t in the verbose log:\n%s", r.stderr)
 	}
 	// only the rest: what had arrived is not sent again (the increment is 80 MiB and more)
-	if res[0].Bytes >= 80<<20 || strings.Contains(r.stderr, `cmd="zfs send -R -I @1 zpool/proto@2"`) {
+	if res[0].Bytes >= 80<<20 || strings.Contains(r.stderr, `cmd="/sbin/zfs send -R -I @1 zpool/proto@2"`) {
 		t.Errorf("the increment was sent again (%d bytes this run)", res[0].Bytes)
 	}
 	t.Logf("resumed %v, completed %v, %d bytes", res[0].Resumed, res[0].Completed, res[0].Bytes)
@@ -424,7 +424,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 		t.Fatalf("dry run: %+v", r)
 	}
 	for _, n := range []string{"slave1", "slave2"} {
-		for _, w := range []string{n + ": full send of zpool/proto@2, about ", "local:  zfs send -R zpool/proto@2\n",
+		for _, w := range []string{n + ": full send of zpool/proto@2, about ", "local:  /sbin/zfs send -R zpool/proto@2\n",
 			n + ": zfs receive -s -u -o readonly=on -d zpool\n", n + ": zfs set readonly=on zpool/proto\n"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("dry run lacks %q:\n%s", w, r.stdout)
@@ -438,7 +438,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 	}
 	plans := rep.Plan.Slaves
 	for _, p := range plans {
-		if p.Mode != "full" || p.Target != "zpool/proto@2" || p.EstimatedBytes < 8<<20 || strings.Join(p.Send, " ") != "zfs send -R zpool/proto@2" {
+		if p.Mode != "full" || p.Target != "zpool/proto@2" || p.EstimatedBytes < 8<<20 || strings.Join(p.Send, " ") != "/sbin/zfs send -R zpool/proto@2" {
 			t.Errorf("plan %+v", p)
 		}
 	}
@@ -450,7 +450,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 
 	// both are fresh: one full send feeds both
 	r = m.rollout("--json", "--verbose", "replicate", "--to", "slave1", "--to", "slave2")
-	checkShared(t, r, "zfs send -R zpool/proto@2")
+	checkShared(t, r, "/sbin/zfs send -R zpool/proto@2")
 	for _, s := range ss {
 		sameSnapshots(t, m, s)
 		if got := s.must("cat", "/jail/proto/.zfs/snapshot/2/VERSION"); got != "1\n" {
@@ -462,7 +462,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 	m.sh("echo 3 > /jail/proto/VERSION; head -c 4M /dev/urandom > /jail/proto/bin/blob")
 	m.must("rollout", "--config", "/usr/local/etc/rollout.toml", "snapshot")
 	r = m.rollout("--json", "--verbose", "replicate", "--to", "slave1", "--to", "slave2")
-	checkShared(t, r, "zfs send -R -I @2 zpool/proto@3")
+	checkShared(t, r, "/sbin/zfs send -R -I @2 zpool/proto@3")
 	for _, s := range ss {
 		sameSnapshots(t, m, s)
 	}
@@ -487,7 +487,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 func sends(log string) int {
 	n := 0
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "msg=exec host=local") && strings.Contains(l, `cmd="zfs send`) && !strings.Contains(l, "zfs send -n") {
+		if strings.Contains(l, "msg=exec host=local") && strings.Contains(l, `cmd="/sbin/zfs send`) && !strings.Contains(l, "zfs send -n") {
 			n++
 		}
 	}
@@ -505,7 +505,7 @@ func checkShared(t *testing.T, r result, send string) {
 	}
 	receives := 0
 	for _, l := range strings.Split(r.stderr, "\n") {
-		if strings.Contains(l, "msg=exec host=slave") && strings.Contains(l, `cmd="zfs receive`) {
+		if strings.Contains(l, "msg=exec host=slave") && strings.Contains(l, `cmd="/sbin/zfs receive`) {
 			receives++
 		}
 	}
