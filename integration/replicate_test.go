@@ -425,7 +425,7 @@ func TestReplicateTwoSlavesOneSend(t *testing.T) {
 	}
 	for _, n := range []string{"slave1", "slave2"} {
 		for _, w := range []string{n + ": full send of zpool/proto@2, about ", "local:  /sbin/zfs send -R zpool/proto@2\n",
-			n + ": zfs receive -s -u -o readonly=on -d zpool\n", n + ": zfs set readonly=on zpool/proto\n"} {
+			n + ": /sbin/zfs receive -s -u -o readonly=on -d zpool\n", n + ": /sbin/zfs set readonly=on zpool/proto\n"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("dry run lacks %q:\n%s", w, r.stdout)
 			}
