@@ -501,9 +501,12 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 		if !it.Destroy {
 			continue
 		}
+		_, name, _ := zfs.SplitSnapshot(it.Snapshot)
+		m.Crash.Hit("before", "destroy", name)
 		if err := zfs.DestroySnapshot(ctx, m.R, it.Snapshot, true); err != nil {
 			return items, err
 		}
+		m.Crash.Hit("after", "destroy", name)
 		m.printf("destroyed %s\n", it.Snapshot)
 	}
 	return items, nil

@@ -162,9 +162,11 @@ func (m *Manager) Execute(ctx context.Context, p *Plan) ([]VhostResult, error) {
 	}
 	wg.Wait()
 	for _, s := range p.Finally {
+		m.Crash.Hit("before", s.Name, "")
 		if err := s.run(ctx); err != nil {
 			errs = multierror.Append(errs, err)
 		}
+		m.Crash.Hit("after", s.Name, "")
 	}
 	if errs != nil {
 		errs.ErrorFormat = oneLineErrors
@@ -195,7 +197,9 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 		if s.Name == "stop" {
 			downStart = t0
 		}
+		m.Crash.Hit("before", s.Name, v.Vhost)
 		err := s.run(ctx)
+		m.Crash.Hit("after", s.Name, v.Vhost)
 		d := time.Since(t0)
 		switch s.Name {
 		case "stop":
@@ -220,7 +224,10 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 		}
 		m.printf("%s: %s failed, going back to %s\n", v.Vhost, s.Name, orDash(v.From))
 		for _, u := range v.Undo {
-			if uerr := u.run(context.WithoutCancel(ctx)); uerr != nil {
+			m.Crash.Hit("before", "undo-"+u.Name, v.Vhost)
+			uerr := u.run(context.WithoutCancel(ctx))
+			m.Crash.Hit("after", "undo-"+u.Name, v.Vhost)
+			if uerr != nil {
 				return res, errors.Join(err, fmt.Errorf("vhost %s: undo %s failed: %w; the journal on its dataset says what was being done: run rollout repair %s", v.Vhost, u.Name, uerr, v.Vhost))
 			}
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/failpoint"
 	"github.com/rollout-dev/rollout/rollout/host"
 )
 
@@ -36,6 +37,8 @@ type Manager struct {
 	Log  *slog.Logger
 	Out  io.Writer // progress for people; io.Discard for --json
 	Self string    // this program, for the hooks jail(8) calls
+	// Crash is the crash tests' failpoint (ROLLOUT_FAILPOINT); nil in normal use.
+	Crash *failpoint.Point
 }
 
 func (m *Manager) printf(format string, a ...any) {

@@ -23,7 +23,7 @@ func (e *env) manager() (*rollout.Manager, error) {
 		return nil, err
 	}
 	h := host.NewFreeBSD(e.local, e.log)
-	return &rollout.Manager{Cfg: e.cfg, R: e.local, Host: h, Log: e.log, Out: e.msg, Self: self}, nil
+	return &rollout.Manager{Cfg: e.cfg, R: e.local, Host: h, Log: e.log, Out: e.msg, Self: self, Crash: e.crash}, nil
 }
 
 // locked runs fn holding the lock that keeps rollouts that change things apart. A dry run

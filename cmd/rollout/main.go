@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/failpoint"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -126,6 +127,7 @@ type env struct {
 	log    *slog.Logger
 	local  command.Runner
 	rep    *report
+	crash  *failpoint.Point // the crash tests' failpoint; nil unless ROLLOUT_FAILPOINT is set
 }
 
 // app is the urfave/cli application with rollout's argument handling around it: flags are
@@ -265,6 +267,11 @@ func setup(c *cli.Context) (*env, error) {
 	}
 	e.log = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	e.local = command.Local{Logger: e.log}
+	crash, err := failpoint.Parse(os.Getenv(failpoint.Env))
+	if err != nil {
+		return nil, err
+	}
+	e.crash = crash
 	file := c.String("config")
 	cfg, err := config.Load(file)
 	if errors.Is(err, fs.ErrNotExist) {
