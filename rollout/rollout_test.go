@@ -20,6 +20,7 @@ type recorder struct {
 	calls []string
 	out   map[string]string // quoted argv prefix -> stdout
 	fail  map[string]string // quoted argv prefix -> stderr of a failure
+	errs  map[string]error  // quoted argv prefix -> the error itself (a program that did not start)
 }
 
 func (r *recorder) Host() string { return "test" }
@@ -29,6 +30,11 @@ func (r *recorder) Run(_ context.Context, c command.Cmd) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, q)
 	r.mu.Unlock()
+	for k, err := range r.errs {
+		if strings.HasPrefix(q, k) {
+			return err
+		}
+	}
 	for k, v := range r.fail {
 		if strings.HasPrefix(q, k) {
 			return &command.Error{Argv: c.Argv, ExitCode: 1, Stderr: v, Err: errors.New("exit status 1")}

@@ -214,7 +214,7 @@ func commands() []*cli.Command {
 		replicateCommand(),
 	}
 	cmds = append(cmds, jailCommands()...)
-	return append(cmds, completionCommand())
+	return append(cmds, checkCommand(), completionCommand())
 }
 
 // setupCommand makes flag errors exit 2 with one line, and shows the global flags in the

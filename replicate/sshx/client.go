@@ -306,6 +306,19 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr)
 	return algos
 }
 
+// HostKeyError is a host key that known_hosts does not vouch for: what is wrong and what to
+// do about it, so that `rollout check` can print them apart.
+type HostKeyError struct {
+	Problem, Fix string
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Fix == "" {
+		return e.Problem
+	}
+	return e.Problem + "; " + e.Fix
+}
+
 // hostKeyError turns a knownhosts verdict into one line an admin can act on.
 func hostKeyError(cfg Config, hostname string, key ssh.PublicKey, err error) error {
 	seen := key.Type() + " " + ssh.FingerprintSHA256(key)
@@ -313,11 +326,11 @@ func hostKeyError(cfg Config, hostname string, key ssh.PublicKey, err error) err
 	var re *knownhosts.RevokedError
 	switch {
 	case errors.As(err, &re):
-		return fmt.Errorf("host key of %s (%s) is marked revoked in %s:%d; refusing to connect",
-			hostname, seen, re.Revoked.Filename, re.Revoked.Line)
+		return &HostKeyError{Problem: fmt.Sprintf("host key of %s (%s) is marked revoked in %s:%d", hostname, seen, re.Revoked.Filename, re.Revoked.Line),
+			Fix: "refusing to connect"}
 	case errors.As(err, &ke) && len(ke.Want) == 0:
-		return fmt.Errorf("host key of %s is not in %s (server offered %s); verify that fingerprint, then add it with: ssh-keyscan -p %d %s >> %s",
-			hostname, cfg.KnownHosts, seen, cfg.port(), cfg.Address, cfg.KnownHosts)
+		return &HostKeyError{Problem: fmt.Sprintf("host key of %s is not in %s (server offered %s)", hostname, cfg.KnownHosts, seen),
+			Fix: fmt.Sprintf("verify that fingerprint, then add it with: ssh-keyscan -p %d %s >> %s", cfg.port(), cfg.Address, cfg.KnownHosts)}
 	case errors.As(err, &ke):
 		w := ke.Want[0]
 		for _, k := range ke.Want {
@@ -326,8 +339,9 @@ func hostKeyError(cfg Config, hostname string, key ssh.PublicKey, err error) err
 				break
 			}
 		}
-		return fmt.Errorf("HOST KEY CHANGED for %s: server offered %s but %s:%d has %s %s; if the slave was reinstalled, verify the new key and replace that line, otherwise suspect an attack",
-			hostname, seen, w.Filename, w.Line, w.Key.Type(), ssh.FingerprintSHA256(w.Key))
+		return &HostKeyError{Problem: fmt.Sprintf("HOST KEY CHANGED for %s: server offered %s but %s:%d has %s %s",
+			hostname, seen, w.Filename, w.Line, w.Key.Type(), ssh.FingerprintSHA256(w.Key)),
+			Fix: "if the slave was reinstalled, verify the new key and replace that line, otherwise suspect an attack"}
 	default:
 		return fmt.Errorf("host key of %s: %w", hostname, err)
 	}
