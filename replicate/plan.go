@@ -44,8 +44,21 @@ type SlaveState struct {
 	// snapshot. Non-zero means the replica was modified, and an incremental receive fails.
 	Written map[string]uint64
 	// InUse maps a full snapshot name to the datasets whose rollout:snapshot or rollout:previous
-	// names it. These must never be destroyed or renamed by a receive.
+	// names it, or whose rollout:pending journal goes from or to it. These must never be
+	// destroyed or renamed by a receive.
 	InUse map[string][]string
+	// LockHeld: rollout is running on the slave (its lock file is held).
+	LockHeld bool
+	// LockFile is the slave's lock file that was checked, for the refusal.
+	LockFile string
+	// Tokens is what the master made of each of ResumeTokens (by dataset), with zfs send -nvt.
+	Tokens map[string]TokenCheck
+}
+
+// TokenCheck is what the master's zfs send -n -v -t printed of one resume token.
+type TokenCheck struct {
+	Token *ResumeToken // nil: not decoded
+	Err   string       // why not
 }
 
 // Request is what was asked for one slave.
@@ -58,11 +71,15 @@ type Request struct {
 
 // Step is one send | receive pipeline.
 type Step struct {
-	Dataset     string   `json:"dataset"`            // slave dataset it writes to
-	Token       string   `json:"token"`              // resume token
-	Rollback    []string `json:"rollback,omitempty"` // run on the slave first (a modified replica, --force)
-	SendArgv    []string `json:"send"`               // run here
-	ReceiveArgv []string `json:"receive"`            // run on the slave
+	Dataset  string   `json:"dataset"`            // slave dataset it writes to
+	Token    string   `json:"token"`              // resume token
+	Rollback []string `json:"rollback,omitempty"` // run on the slave first (a modified replica, --force)
+	// Check decoded the token here, at planning: it must name a prototype snapshot by guid
+	Check       []string `json:"check,omitempty"`
+	Names       string   `json:"names,omitempty"`   // the token's toname
+	Abort       []string `json:"abort,omitempty"`   // instead of resuming: zfs receive -A, on the slave
+	SendArgv    []string `json:"send,omitempty"`    // run here
+	ReceiveArgv []string `json:"receive,omitempty"` // run on the slave
 }
 
 // Plan is what replicating to one slave will do. It is data: --dry-run prints it, --json shows it.
@@ -82,6 +99,9 @@ type Plan struct {
 	Steps          []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
 	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
 	Reasons        []string `json:"reasons,omitempty"`  // why this plan
+	// expect maps each slave snapshot the stream must leave to its guid: checked after the
+	// receive, before readonly and the mount (a receive that ended early can exit 0)
+	expect map[string]uint64
 }
 
 // Refused is a replication that planning will not do, with every reason.
@@ -169,6 +189,11 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // MakePlan decides how to bring one slave to req.Target. It returns *Refused when it will not.
 func MakePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
+	if s.LockHeld {
+		// a promote there may be switching to or from any snapshot; even --force does not
+		// replicate under it
+		return nil, &Refused{Slave: req.Slave, Reasons: []string{fmt.Sprintf("rollout is running on the slave (its lock %s is held); try again when it has finished", s.LockFile)}}
+	}
 	if len(s.ResumeTokens) > 0 {
 		return resumePlan(m, s, req)
 	}
@@ -180,9 +205,32 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		Target: m.Dataset + "@" + req.Target}
 	var refuse []string
 	for _, ds := range sortedKeys(s.ResumeTokens) {
-		st := Step{Dataset: ds, Token: s.ResumeTokens[ds],
-			SendArgv:    []string{zfs.Bin, "send", "-t", s.ResumeTokens[ds]},
-			ReceiveArgv: []string{zfs.Bin, "receive", "-s", "-u", ds}}
+		tok := s.ResumeTokens[ds]
+		st := Step{Dataset: ds, Token: tok}
+		// the slave chose the token, and zfs send -t sends whatever snapshot of the master's
+		// pool has its toguid: it is resumed only when it names this dataset's counterpart
+		// on the master, by name and guid
+		ok, stale, why := verifyToken(m, s, ds, tok)
+		if !ok {
+			st.Token = "" // not shown: it is not ours
+			st.Abort = AbortArgv(ds)
+			if stale {
+				p.Resume = append(p.Resume, st)
+				p.Reasons = append(p.Reasons, fmt.Sprintf("receive into %s was interrupted, but %s: discarding the partial receive", ds, why))
+				continue
+			}
+			if !req.Force {
+				refuse = append(refuse, fmt.Sprintf("%s: %s; fix: zfs receive -A %s on %s (or --force does it)", ds, why, ds, req.Slave))
+				continue
+			}
+			p.Resume = append(p.Resume, st)
+			p.Reasons = append(p.Reasons, fmt.Sprintf("%s: %s: discarding the partial receive (--force)", ds, why))
+			continue
+		}
+		st.Check = DecodeTokenArgv(tok)
+		st.Names = s.Tokens[ds].Token.ToName
+		st.SendArgv = []string{zfs.Bin, "send", "-t", tok}
+		st.ReceiveArgv = []string{zfs.Bin, "receive", "-s", "-u", ds}
 		if s.Written[ds] > 0 {
 			last := newest(s.Snapshots, ds)
 			switch {
@@ -298,6 +346,16 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		return nil, refuse(fmt.Sprintf("the master has no snapshot %s", p.Target))
 	}
 	target := top[ti]
+
+	expect := map[string]uint64{}
+	for rel, l := range mt {
+		for _, x := range l {
+			if x.Name == target.Name && x.CreateTXG == target.CreateTXG {
+				expect[s.Dataset+rel+"@"+x.Name] = x.GUID
+			}
+		}
+	}
+	p.expect = expect
 
 	if hasTarget(mt, st, target) {
 		p.Mode = ModeNone
@@ -531,6 +589,13 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		fmt.Fprintf(b, "%s  # receive -F destroys %s\n", indent, d)
 	}
 	for _, st := range append(p.Resume, p.Steps...) {
+		if st.Check != nil {
+			fmt.Fprintf(b, "%s  local:  %s  # names %s, guid checked\n", indent, command.Quote(st.Check), st.Names)
+		}
+		if st.Abort != nil {
+			fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(st.Abort))
+			continue
+		}
 		if st.Rollback != nil {
 			fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(st.Rollback))
 		}

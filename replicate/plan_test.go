@@ -241,13 +241,17 @@ func TestPlanEmptyDatasetOnSlave(t *testing.T) {
 func TestPlanResume(t *testing.T) {
 	m := master("1", "2", "3")
 	s := slave(m, 2)
-	s.ResumeTokens = map[string]string{"tank/proto/etc": "1-abc-def"}
+	s.ResumeTokens = map[string]string{"tank/proto/etc": "1-abc-def-0123"}
+	s.Tokens = map[string]TokenCheck{"tank/proto/etc": {Token: &ResumeToken{ToName: "zpool/proto/etc@3", ToGUID: 1005, FromGUID: 1003}}}
 	p := mustPlan(t, m, s, req)
 	if p.Mode != ModeResume || len(p.Resume) != 1 {
 		t.Fatalf("plan %+v", p)
 	}
 	st := p.Resume[0]
-	if argv(st.SendArgv) != "/sbin/zfs send -t 1-abc-def" || argv(st.ReceiveArgv) != "/sbin/zfs receive -s -u tank/proto/etc" || st.Rollback != nil {
+	if argv(st.Check) != "/sbin/zfs send -n -v -t 1-abc-def-0123" || !strings.Contains(p.String(), "local:  /sbin/zfs send -n -v -t 1-abc-def-0123  # names zpool/proto/etc@3, guid checked\n") {
+		t.Errorf("check %q, dry run:\n%s", st.Check, p)
+	}
+	if argv(st.SendArgv) != "/sbin/zfs send -t 1-abc-def-0123" || argv(st.ReceiveArgv) != "/sbin/zfs receive -s -u tank/proto/etc" || st.Rollback != nil {
 		t.Errorf("resume step %+v", st)
 	}
 	if p.Then == nil || p.Then.Mode != ModeIncremental || p.Then.Base != "zpool/proto@2" {
@@ -327,6 +331,81 @@ func TestSlaveDataset(t *testing.T) {
 	for _, c := range [][3]string{{"zpool/proto", "tank", "tank/proto"}, {"zpool/jails/proto", "zpool", "zpool/jails/proto"}} {
 		if got := SlaveDataset(c[0], c[1]); got != c[2] {
 			t.Errorf("SlaveDataset(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}
+
+// The slave chooses the resume token, and zfs send -t sends whatever snapshot of the master's
+// pool has its toguid: only a token naming this dataset's own snapshot, by guid, is resumed.
+func TestPlanResumeTokenMustNamePrototypeSnapshot(t *testing.T) {
+	m := master("1", "2", "3")
+	withToken := func(tc TokenCheck, tok string) SlaveState {
+		s := slave(m, 2)
+		s.ResumeTokens = map[string]string{"tank/proto/etc": tok}
+		s.Tokens = map[string]TokenCheck{"tank/proto/etc": tc}
+		return s
+	}
+	const tok = "1-f00-e0-789c63"
+	tokenFor := func(name string, to, from uint64) TokenCheck {
+		return TokenCheck{Token: &ResumeToken{ToName: name, ToGUID: to, FromGUID: from}}
+	}
+
+	// another dataset of the master's pool: refused, naming the slave and the token's toname
+	for _, name := range []string{"zpool/secret@x", "zpool/proto@3", "zpool/protox/etc@3", "zpool/proto/etc"} {
+		msg := mustRefuse(t, m, withToken(tokenFor(name, 1005, 0), tok), req, "slave2: refusing", "names "+name+", not a snapshot of zpool/proto/etc", "zfs receive -A tank/proto/etc on slave2")
+		if strings.Contains(msg, tok) {
+			t.Errorf("refusal shows the token: %q", msg)
+		}
+	}
+	// the right name, another guid (a snapshot elsewhere in the pool): refused
+	mustRefuse(t, m, withToken(tokenFor("zpool/proto/etc@3", 4242, 1003), tok), req, "names zpool/proto/etc@3 with guid 4242, but the master's has guid 1005")
+	// not decoded, or not a token at all: refused, and the odd token is never run
+	mustRefuse(t, m, withToken(TokenCheck{Err: "exit status 255"}, tok), req, "the master could not read its resume token")
+	mustRefuse(t, m, withToken(TokenCheck{}, "1-0-0-0; rm -rf /"), req, `receive_resume_token "1-0-0-0; rm -rf /" is not a resume token`)
+
+	// --force discards the partial receive instead: nothing is sent from the token
+	r := req
+	r.Force = true
+	p := mustPlan(t, m, withToken(tokenFor("zpool/secret@x", 1005, 0), tok), r)
+	if st := p.Resume[0]; st.SendArgv != nil || st.Check != nil || argv(st.Abort) != "/sbin/zfs receive -A tank/proto/etc" {
+		t.Errorf("forced step %+v", st)
+	}
+	if strings.Contains(p.String(), "send -t") || !strings.Contains(p.String(), "slave2: /sbin/zfs receive -A tank/proto/etc\n") {
+		t.Errorf("dry run:\n%s", p)
+	}
+	// a token whose snapshot (or base) is gone on the master is stale: discarded, as before
+	for _, tc := range []TokenCheck{tokenFor("zpool/proto/etc@9", 1, 0), tokenFor("zpool/proto/etc@3", 1005, 77), {Err: "cannot resume send: resume token is corrupt"}} {
+		p := mustPlan(t, m, withToken(tc, tok), req)
+		if st := p.Resume[0]; st.SendArgv != nil || st.Abort == nil {
+			t.Errorf("stale token %+v: step %+v", tc, st)
+		}
+	}
+	// the matching token resumes; a full stream's token has no fromguid
+	p = mustPlan(t, m, withToken(tokenFor("zpool/proto/etc@3", 1005, 0), tok), req)
+	if st := p.Resume[0]; argv(st.SendArgv) != "/sbin/zfs send -t "+tok || st.Abort != nil {
+		t.Errorf("step %+v", st)
+	}
+}
+
+// OpenZFS prints the token's nvlist for zfs send -n -v -t, before it fails on a snapshot that
+// is gone (example output as libzfs_sendrecv.c and nvlist_print write it).
+func TestParseTokenContents(t *testing.T) {
+	out := "resume token contents:\nnvlist version: 0\n\tfromguid = 0x595d9f81aa9dddab\n\tobject = 0x1\n\toffset = 0x0\n" +
+		"\tbytes = 0x0\n\ttoguid = 0x854f02a2dd32cf0d\n\ttoname = pool1/test@b\n\tredact_snaps = \n\t\ttoname = nested@x\n" +
+		"incremental\tpool1/test@a\tpool1/test@b\t4096\nsize\t4096\n"
+	tok, err := ParseTokenContents([]byte(out))
+	if err != nil || tok != (ResumeToken{ToName: "pool1/test@b", ToGUID: 0x854f02a2dd32cf0d, FromGUID: 0x595d9f81aa9dddab}) {
+		t.Errorf("ParseTokenContents = %+v, %v", tok, err)
+	}
+	if _, err := ParseTokenContents([]byte("cannot resume send: resume token is corrupt\n")); err == nil {
+		t.Error("no contents accepted")
+	}
+	if _, err := ParseTokenContents([]byte("resume token contents:\nnvlist version: 0\n\ttoname = a@b\n\ttoguid = banana\n")); err == nil {
+		t.Error("bad guid accepted")
+	}
+	for tok, ok := range map[string]bool{"1-bf31b879a-b8-789c6360": true, "1-abc": false, "1-a-b-c d": false, "1-a-b-'x'": false, "": false, "1-A-B-C": false} {
+		if (ValidToken(tok) == nil) != ok {
+			t.Errorf("ValidToken(%q): %v", tok, ValidToken(tok))
 		}
 	}
 }

@@ -25,6 +25,18 @@ type Slave struct {
 	Runner  command.Runner // runs commands on the slave
 	Pool    string
 	Bwlimit int64 // bytes per second; 0: none
+	// StateDir is rollout's state_dir on the slave, whose lock says that rollout runs there;
+	// "": DefaultStateDir.
+	StateDir string
+}
+
+// lockFile is the slave's rollout lock (rollout.AcquireLock's file).
+func (s Slave) lockFile() string {
+	dir := s.StateDir
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	return strings.TrimSuffix(dir, "/") + "/lock"
 }
 
 // Replicator sends the prototype from this host.
@@ -154,11 +166,41 @@ func (r *Replicator) planAll(ctx context.Context, slaves []Slave, opt Options) (
 
 func (r *Replicator) planSlave(ctx context.Context, m MasterState, s Slave, target string, force bool) (*Plan, error) {
 	ds := SlaveDataset(r.Dataset, s.Pool)
-	st, err := QuerySlave(ctx, s.Runner, ds, s.Pool)
+	st, err := QuerySlave(ctx, s.Runner, ds, s.Pool, s.lockFile())
 	if err != nil {
 		return nil, err
 	}
+	st.LockFile = s.lockFile()
+	if !st.LockHeld {
+		st.Tokens = r.decodeTokens(ctx, s.Name, st.ResumeTokens)
+	}
 	return MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force})
+}
+
+// decodeTokens has the master's zfs say what each resume token names (a dry run), so that the
+// plan can check it against the prototype. Tokens that are not of a token's form are left out
+// (never given to a command); the plan refuses them.
+func (r *Replicator) decodeTokens(ctx context.Context, slave string, tokens map[string]string) map[string]TokenCheck {
+	out := map[string]TokenCheck{}
+	for ds, tok := range tokens {
+		if ValidToken(tok) != nil {
+			continue
+		}
+		stdout, err := command.Output(ctx, r.Local, DecodeTokenArgv(tok)...)
+		t, perr := ParseTokenContents(stdout)
+		switch {
+		case perr == nil:
+			out[ds] = TokenCheck{Token: &t}
+		case err != nil:
+			out[ds] = TokenCheck{Err: err.Error()}
+		default:
+			out[ds] = TokenCheck{Err: perr.Error()}
+		}
+		if perr != nil {
+			r.log().Debug("resume token not decoded", "slave", slave, "dataset", ds, "err", err, "parse", perr)
+		}
+	}
+	return out
 }
 
 // estimate fills in the stream sizes from zfs send -nvP; an estimate that fails only costs the ETA.
@@ -257,7 +299,8 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 			defer wg.Done()
 			var targets []target
 			for _, i := range idx {
-				targets = append(targets, target{slave: *bySlave[plans[i].Slave], argv: plans[i].ReceiveArgv, after: plans[i].AfterArgv})
+				targets = append(targets, target{slave: *bySlave[plans[i].Slave], argv: plans[i].ReceiveArgv, after: plans[i].AfterArgv,
+					dataset: plans[i].SlaveDataset, expect: plans[i].expect})
 			}
 			p := plans[idx[0]]
 			label := fmt.Sprintf("%s %s", p.Mode, p.Target)
@@ -362,6 +405,14 @@ func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Optio
 		rs.completed = append(rs.completed, st.Dataset)
 	}
 	for _, st := range p.Resume {
+		if st.Abort != nil {
+			r.log().Warn("discarding the partial receive", "slave", s.Name, "dataset", st.Dataset)
+			if err := s.Runner.Run(ctx, command.Cmd{Argv: st.Abort}); err != nil {
+				return nil, total, fmt.Errorf("%s: %s: discarding the partial receive: %w", s.Name, st.Dataset, err)
+			}
+			rs.discarded = append(rs.discarded, st.Dataset)
+			continue
+		}
 		if st.Rollback != nil {
 			if err := s.Runner.Run(ctx, command.Cmd{Argv: st.Rollback}); err != nil {
 				return nil, total, fmt.Errorf("%s: %s: %w", s.Name, st.Dataset, err)
@@ -426,6 +477,10 @@ type target struct {
 	slave Slave
 	argv  []string // zfs receive ...
 	after []string // run on the slave after a successful receive, or nil
+	// expect: the snapshots (and guids) the receive must leave below dataset, checked before
+	// after runs; nil: not checked here (a resume is planned again instead)
+	dataset string
+	expect  map[string]uint64
 }
 
 type outcome struct {
@@ -457,7 +512,8 @@ func (r *Replicator) stream(ctx context.Context, send []string, size int64, labe
 		go func() {
 			defer wg.Done()
 			err := t.slave.Runner.Run(ctx, command.Cmd{Argv: t.argv, Stdin: in})
-			// unblock the tee: this receiver takes no more
+			// unblock the tee: this receiver takes no more (if the stream was not over, the
+			// tee's write fails with errEarlyExit, and the receive with it)
 			if err != nil {
 				pr.CloseWithError(err)
 			} else {
@@ -485,7 +541,7 @@ func (r *Replicator) stream(ctx context.Context, send []string, size int64, labe
 		pw.Close()
 		sendDone <- err
 	}()
-	_, copyErr := copyChunks(&tee, pr)
+	total, copyErr := copyChunks(&tee, pr)
 	if copyErr != nil {
 		cancelSend() // nobody is listening any more
 	}
@@ -502,11 +558,18 @@ func (r *Replicator) stream(ctx context.Context, send []string, size int64, labe
 
 	for i, t := range targets {
 		err := outs[i].err
-		if te := tee.Err(t.slave.Name); err == nil && te != nil && !errors.Is(te, errEarlyExit) {
-			err = fmt.Errorf("%s: %w", t.slave.Name, te)
+		// a receive that exited 0 before the end of the stream did not receive it
+		if te := tee.Err(t.slave.Name); err == nil && te != nil {
+			err = fmt.Errorf("%s: %w (took %d of %d bytes)", t.slave.Name, te, lines[i].Bytes(), total)
 		}
 		if err == nil && sendErr != nil {
 			err = fmt.Errorf("%s: %w", t.slave.Name, sendErr)
+		}
+		if err == nil && copyErr == nil && lines[i].Bytes() < total {
+			err = fmt.Errorf("%s: %w (took %d of %d bytes)", t.slave.Name, errEarlyExit, lines[i].Bytes(), total)
+		}
+		if err == nil && t.expect != nil {
+			err = verifyReceived(ctx, t.slave, t.dataset, t.expect)
 		}
 		if err == nil && t.after != nil {
 			if aerr := t.slave.Runner.Run(ctx, command.Cmd{Argv: t.after}); aerr != nil {
@@ -518,6 +581,30 @@ func (r *Replicator) stream(ctx context.Context, send []string, size int64, labe
 		lines[i].Done(err)
 	}
 	return outs
+}
+
+// verifyReceived checks that the slave has every snapshot in expect with its guid: a receive
+// can exit 0 without the whole stream (over SSH, the bytes the slave never read look sent), and
+// readonly and the mount must not make an incomplete replica look done.
+func verifyReceived(ctx context.Context, s Slave, dataset string, expect map[string]uint64) error {
+	snaps, err := zfs.ListSnapshots(ctx, s.Runner, dataset, true)
+	if err != nil {
+		return fmt.Errorf("%s: received, but listing it: %w", s.Name, err)
+	}
+	have := map[string]uint64{}
+	for _, x := range snaps {
+		have[x.FullName()] = x.GUID
+	}
+	for _, name := range sortedKeys(expect) {
+		g, ok := have[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%s: zfs receive exited 0, but %s is not there; the replica is incomplete (rollout replicate again resumes it)", s.Name, name)
+		case g != expect[name]:
+			return fmt.Errorf("%s: zfs receive exited 0, but %s has guid %d, not the master's %d", s.Name, name, g, expect[name])
+		}
+	}
+	return nil
 }
 
 // explainReceive adds what to do to the receive errors an admin will meet.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +16,16 @@ import (
 
 // fakeHost answers zfs commands from a script, as a test double for a host's zfs: listing
 // commands print canned output, zfs send writes a deterministic stream, zfs receive reads its
-// stdin (and can be told to fail part-way). It records every command it ran.
+// stdin (and can be told to fail, or to exit 0, part-way). It records every command it ran.
 type fakeHost struct {
 	name      string
-	outputs   map[string]string // command line -> stdout
+	outputs   map[string]string // command line -> stdout; "ERR:msg" fails (1), "EXIT:N:msg" exits N
 	failAfter int64             // receive fails after this many bytes; <0 never
+	quitAfter int64             // receive exits 0 after this many bytes; 0 never
 	stream    []byte            // what zfs send writes
+	// onReceive replaces outputs once a receive has read its whole stream: what the
+	// host then lists
+	onReceive map[string]string
 
 	mu       sync.Mutex
 	ran      []string
@@ -38,13 +43,17 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		return &command.Error{Host: h.name, Argv: c.Argv, ExitCode: 1, Stderr: msg, Err: fmt.Errorf("exit status 1")}
 	}
 	switch {
-	case strings.HasPrefix(line, "/sbin/zfs send -R"):
+	case strings.HasPrefix(line, "/sbin/zfs send -R"), strings.HasPrefix(line, "/sbin/zfs send -t"):
 		_, err := c.Stdout.Write(h.stream)
 		return err
-	case strings.HasPrefix(line, "/sbin/zfs receive"):
+	case strings.HasPrefix(line, "/sbin/zfs receive") && !strings.HasPrefix(line, "/sbin/zfs receive -A"):
 		if h.failAfter >= 0 {
 			io.CopyN(io.Discard, c.Stdin, h.failAfter)
 			return fail("cannot receive incremental stream: checksum mismatch")
+		}
+		if h.quitAfter > 0 {
+			io.CopyN(io.Discard, c.Stdin, h.quitAfter)
+			return nil
 		}
 		s := sha256.New()
 		io.Copy(s, c.Stdin)
@@ -52,15 +61,25 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		copy(sum[:], s.Sum(nil))
 		h.mu.Lock()
 		h.received = append(h.received, sum)
+		for k, v := range h.onReceive {
+			h.outputs[k] = v
+		}
 		h.mu.Unlock()
 		return nil
 	}
+	h.mu.Lock()
 	out, ok := h.outputs[line]
+	h.mu.Unlock()
 	if !ok {
 		return fail("fake: unexpected command " + line)
 	}
 	if strings.HasPrefix(out, "ERR:") {
 		return fail(strings.TrimPrefix(out, "ERR:"))
+	}
+	if rest, ok := strings.CutPrefix(out, "EXIT:"); ok {
+		code, msg, _ := strings.Cut(rest, ":")
+		n, _ := strconv.Atoi(code)
+		return &command.Error{Host: h.name, Argv: c.Argv, ExitCode: n, Stderr: msg, Err: fmt.Errorf("exit status %d", n)}
 	}
 	if c.Stdout != nil {
 		io.WriteString(c.Stdout, out)
@@ -90,8 +109,12 @@ func slaveHost(name string, have ...string) *fakeHost {
 		"/sbin/zfs set readonly=on tank/proto": "",
 		command.Quote(mountListArgv()): "tank\tno\ton\tnone\ntank/proto\tno\ton\t/jail/proto\n" +
 			"tank/proto/etc\tno\ton\t/jail/proto/etc\ntank/vhost1\tno\toff\tnone\n",
-		"/sbin/zfs mount tank/proto":     "",
-		"/sbin/zfs mount tank/proto/etc": "",
+		"/sbin/zfs mount tank/proto":                       "",
+		"/sbin/zfs mount tank/proto/etc":                   "",
+		command.Quote(lockArgv(DefaultStateDir + "/lock")): "",
+	}, onReceive: map[string]string{
+		// the stream brings the target, zpool/proto@3 (guids as snapLines gives the master's)
+		listSnaps + "tank/proto": snapLines("tank/proto", 1000, "1", "2", "3"),
 	}}
 	if len(have) == 0 {
 		h.outputs[listSnaps+"tank/proto"] = "ERR:cannot open 'tank/proto': dataset does not exist"
@@ -222,5 +245,137 @@ func TestStaleResume(t *testing.T) {
 	other := &command.Error{Host: "slave1", Argv: []string{"zfs", "receive"}, ExitCode: 1, Stderr: "cannot receive: checksum mismatch", Err: fmt.Errorf("exit status 1")}
 	if staleResume(other) || staleResume(nil) {
 		t.Error("a checksum error is not a stale token")
+	}
+}
+
+func masterHost(stream []byte) *fakeHost {
+	return &fakeHost{name: "local", failAfter: -1, stream: stream, outputs: map[string]string{
+		"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
+		listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
+		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "size\t5243000\n",
+	}}
+}
+
+// In a shared stream, a receiver that reads half and exits 0 has not received it: that slave
+// fails, and gets neither readonly nor a mount; the others, fed from the same send, succeed.
+// A receiver that took every byte but whose slave lacks the target afterwards (over SSH, bytes
+// the slave never read look sent) fails the same way.
+func TestRunEarlyExitReceiverFails(t *testing.T) {
+	stream := randomBytes(3<<20 + 7)
+	local := masterHost(stream)
+	good, quit, lost := slaveHost("good", "1", "2"), slaveHost("quit", "1", "2"), slaveHost("lost", "1", "2")
+	quit.quitAfter = int64(len(stream) / 2)
+	lost.onReceive = nil // took it all, has nothing to show for it
+	var slaves []Slave
+	for _, h := range []*fakeHost{good, quit, lost} {
+		slaves = append(slaves, Slave{Name: h.name, Runner: h, Pool: "tank"})
+	}
+	results, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), slaves, Options{})
+	if err == nil || strings.Contains(err.Error(), "good") || !strings.Contains(err.Error(), "quit: zfs receive exited before the end of the stream") ||
+		!strings.Contains(err.Error(), "lost: zfs receive exited 0, but tank/proto/etc@3 is not there") {
+		t.Errorf("error %v", err)
+	}
+	for _, r := range results {
+		if (r.Error == "") != (r.Slave == "good") || len(r.SharedWith) != 2 {
+			t.Errorf("result %+v", r)
+		}
+	}
+	for _, h := range []*fakeHost{quit, lost} {
+		for _, c := range h.commands() {
+			if strings.HasPrefix(c, "/sbin/zfs set readonly") || strings.HasPrefix(c, "/sbin/zfs mount") {
+				t.Errorf("%s: ran %s on an incomplete replica", h.name, c)
+			}
+		}
+	}
+	if c := good.commands(); !contains(c, "/sbin/zfs set readonly=on tank/proto") || !contains(c, "/sbin/zfs mount tank/proto") {
+		t.Errorf("good: %q", c)
+	}
+}
+
+// The token is decoded on the master (zfs send -n -v -t) before anything is sent from it: a
+// token naming a snapshot outside the prototype is refused and nothing is sent; one naming
+// the prototype's snapshot by guid resumes.
+func TestRunResumeChecksTokenOnMaster(t *testing.T) {
+	const tok = "1-c49b979a2-e0-789c6360"
+	contents := func(name string, guid uint64) string {
+		return fmt.Sprintf("resume token contents:\nnvlist version: 0\n\tfromguid = %#x\n\tobject = 0x1\n\toffset = 0x0\n\tbytes = 0x0\n\ttoguid = %#x\n\ttoname = %s\n", 1003, guid, name)
+	}
+	for _, c := range []struct {
+		name, toname string
+		guid         uint64
+		want         string // "" resumes
+	}{
+		{"foreign", "zpool/secret@x", 1005, "slave2: refusing to replicate: tank/proto/etc: its resume token names zpool/secret@x, not a snapshot of zpool/proto/etc; fix: zfs receive -A tank/proto/etc on slave2"},
+		{"other guid", "zpool/proto/etc@3", 31337, "names zpool/proto/etc@3 with guid 31337, but the master's has guid 1005"},
+		{"matching", "zpool/proto/etc@3", 1005, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stream := randomBytes(4096)
+			local := masterHost(stream)
+			local.outputs["/sbin/zfs send -n -v -t "+tok] = contents(c.toname, c.guid)
+			local.outputs["/sbin/zfs send -n -v -P -t "+tok] = contents(c.toname, c.guid) + "size\t4096\n"
+			h := slaveHost("slave2", "1", "2")
+			h.outputs[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+				"tank/proto/etc\treceive_resume_token\t" + tok + "\ntank/proto/etc\twritten\t0\n"
+			h.onReceive[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+				"tank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"
+			results, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+			if !contains(local.commands(), "/sbin/zfs send -n -v -t "+tok) {
+				t.Errorf("token not decoded: %q", local.commands())
+			}
+			if c.want != "" {
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("error %v, want %q", err, c.want)
+				}
+				for _, cmd := range local.commands() {
+					if cmd == "/sbin/zfs send -t "+tok || strings.HasPrefix(cmd, "/sbin/zfs send -R") {
+						t.Errorf("sent: %s", cmd)
+					}
+				}
+				return
+			}
+			if err != nil || len(results) != 1 || !contains(local.commands(), "/sbin/zfs send -t "+tok) || strings.Join(results[0].Resumed, " ") != "tank/proto/etc" {
+				t.Errorf("err %v, result %+v, ran %q", err, results[0], local.commands())
+			}
+		})
+	}
+}
+
+// A slave where a promote is under way (its journal, rollout:pending, goes from @2 to @local)
+// or where rollout runs (its lock is held) is not replicated to: the journal's snapshots are in
+// use, and receive -F would destroy @local, even with --force.
+func TestPlanSlaveJournalAndLock(t *testing.T) {
+	local := masterHost(nil)
+	h := slaveHost("slave2", "1", "2")
+	h.outputs[listSnaps+"tank/proto"] = snapLines("tank/proto", 1000, "1", "2") + "tank/proto@local\t77\t900\t1700000000\t0\t0\n"
+	h.outputs[command.Quote(inUseArgv("tank"))] = "tank/vhost1\trollout:snapshot\ttank/proto@1\n" +
+		"tank/vhost2\trollout:pending\top=promote from=tank/proto@2 to=tank/proto@local step=jail-start running=true\n"
+	rep := &Replicator{Local: local, Dataset: "zpool/proto"}
+	slaves := []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}
+	_, err := rep.Plan(context.Background(), slaves, Options{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "tank/proto@local (used by tank/vhost2)") {
+		t.Errorf("journal: error %v", err)
+	}
+
+	// rollout holds its lock on the slave (lockf -t 0 gives up: EX_TEMPFAIL)
+	h = slaveHost("slave2", "1", "2")
+	h.outputs[command.Quote(lockArgv("/var/db/rollout/lock"))] = "EXIT:75:"
+	slaves = []Slave{{Name: "slave2", Runner: h, Pool: "tank", StateDir: "/var/db/rollout"}}
+	_, err = rep.Plan(context.Background(), slaves, Options{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "slave2: refusing to replicate: rollout is running on the slave (its lock /var/db/rollout/lock is held)") {
+		t.Errorf("lock: error %v", err)
+	}
+	if !contains(h.commands(), "/usr/bin/lockf -k -s -t 0 /var/db/rollout/lock /usr/bin/true") {
+		t.Errorf("ran %q", h.commands())
+	}
+	// no state_dir on the slave: no rollout ever ran there
+	h.outputs[command.Quote(lockArgv("/var/db/rollout/lock"))] = "EXIT:73:lockf: cannot open /var/db/rollout/lock: No such file or directory"
+	if ps, err := rep.Plan(context.Background(), slaves, Options{}); err != nil || ps[0].Mode != ModeIncremental {
+		t.Errorf("no state_dir: %v", err)
+	}
+	// any other failure of the check is an error, not a pass
+	h.outputs[command.Quote(lockArgv("/var/db/rollout/lock"))] = "EXIT:127:lockf: not found"
+	if _, err := rep.Plan(context.Background(), slaves, Options{}); err == nil || !strings.Contains(err.Error(), "checking rollout's lock /var/db/rollout/lock") {
+		t.Errorf("lockf missing: %v", err)
 	}
 }

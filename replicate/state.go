@@ -20,7 +20,35 @@ import (
 const (
 	PropSnapshot = "rollout:snapshot"
 	PropPrevious = "rollout:previous"
+	// PropPending is the journal of a promote or rollback under way (or cut short) on the
+	// slave: "op=promote from=POOL/proto@2 to=POOL/proto@3 ...". Both snapshots are in use
+	// until it is committed or repaired.
+	PropPending = "rollout:pending"
 )
+
+// DefaultStateDir is rollout's state_dir default, where its lock file is.
+const DefaultStateDir = "/var/run/rollout"
+
+// Lockf is FreeBSD's lockf(1). It takes the lock with open(O_EXLOCK), an flock(2) lock, the
+// kind rollout.AcquireLock takes, so it sees a slave's running rollout. (flock(1) is not in
+// FreeBSD's base system.)
+const Lockf = "/usr/bin/lockf"
+
+// lockfBusy is lockf's exit status when the lock is held (sysexits.h EX_TEMPFAIL); lockfCantCreat
+// (EX_CANTCREAT) is its status when the file cannot be opened, e.g. no state_dir: no rollout
+// ever ran there.
+const (
+	lockfBusy      = 75
+	lockfCantCreat = 73
+)
+
+// lockArgv asks whether the slave's rollout lock is held, without waiting (-t 0). -k keeps the
+// file: without it lockf unlinks it afterwards, and a rollout that opened it meanwhile would
+// lock a file nobody else can find. -s: the exit status says it. The lock is held only for as
+// long as /usr/bin/true runs.
+func lockArgv(file string) []string {
+	return []string{Lockf, "-k", "-s", "-t", "0", file, "/usr/bin/true"}
+}
 
 // Slave-side queries, exported so that plans and tests can show the exact commands.
 func stateArgv(dataset string) []string {
@@ -30,7 +58,7 @@ func stateArgv(dataset string) []string {
 
 func inUseArgv(pool string) []string {
 	return []string{zfs.Bin, "get", "-H", "-p", "-s", "local", "-o", "name,property,value", "-t", "filesystem", "-r",
-		PropSnapshot + "," + PropPrevious, pool}
+		PropSnapshot + "," + PropPrevious + "," + PropPending, pool}
 }
 
 // QueryMaster lists the prototype's snapshots on this host.
@@ -43,14 +71,19 @@ func QueryMaster(ctx context.Context, r command.Runner, dataset string) (MasterS
 }
 
 // QuerySlave reads what the slave has of the prototype (dataset, in pool): snapshots, resume
-// tokens and `written`, and the snapshots its vhosts use. The three queries run at once, as
-// sessions over the one connection, so planning costs one round trip.
-func QuerySlave(ctx context.Context, r command.Runner, dataset, pool string) (SlaveState, error) {
+// tokens and `written`, the snapshots its vhosts use, and whether rollout runs there (its lock,
+// lockFile, is held). The queries run at once, as sessions over the one connection, so
+// planning costs one round trip.
+func QuerySlave(ctx context.Context, r command.Runner, dataset, pool, lockFile string) (SlaveState, error) {
 	s := SlaveState{Dataset: dataset, Exists: true}
 	var wg sync.WaitGroup
-	var errs [3]error
+	var errs [4]error
 	var propsOut, inUseOut []byte
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		s.LockHeld, errs[3] = lockHeld(ctx, r, lockFile)
+	}()
 	go func() {
 		defer wg.Done()
 		s.Snapshots, errs[0] = zfs.ListSnapshots(ctx, r, dataset, true)
@@ -80,6 +113,22 @@ func QuerySlave(ctx context.Context, r command.Runner, dataset, pool string) (Sl
 		return SlaveState{}, fmt.Errorf("%s: %s: %w", r.Host(), pool, err)
 	}
 	return s, nil
+}
+
+// lockHeld reports whether file is locked on r's host. This is a check, not a lock: a rollout
+// that starts on the slave after it is not seen (its journal is, at the next replication).
+func lockHeld(ctx context.Context, r command.Runner, file string) (bool, error) {
+	err := r.Run(ctx, command.Cmd{Argv: lockArgv(file)})
+	var ce *command.Error
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &ce) && ce.ExitCode == lockfBusy:
+		return true, nil
+	case errors.As(err, &ce) && ce.ExitCode == lockfCantCreat && strings.Contains(ce.Stderr, "No such file or directory"):
+		return false, nil
+	}
+	return false, fmt.Errorf("checking rollout's lock %s: %w", file, err)
 }
 
 func isNotExist(err error) bool {
@@ -134,11 +183,25 @@ func parseState(out []byte) (fss []string, tokens map[string]string, written map
 	return fss, tokens, written, err
 }
 
-// ParseInUse maps each snapshot named by a rollout:snapshot or rollout:previous property to the
-// datasets that name it.
+// ParseInUse maps each snapshot named by a rollout:snapshot or rollout:previous property, or as
+// the from or to of a rollout:pending journal, to the datasets that name it.
 func ParseInUse(out []byte) (map[string][]string, error) {
 	use := map[string][]string{}
 	err := getLines(out, func(name, prop, value string) error {
+		if prop == PropPending {
+			// a switch under way (or cut short, until rollout repair) runs on, or goes back
+			// to, either snapshot
+			for _, f := range strings.Fields(value) {
+				k, v, _ := strings.Cut(f, "=")
+				if (k == "from" || k == "to") && v != "" {
+					if !strings.Contains(v, "@") {
+						return fmt.Errorf("%s %s: %s=%q is not a snapshot name", name, prop, k, v)
+					}
+					use[v] = append(use[v], name)
+				}
+			}
+			return nil
+		}
 		if (prop == PropSnapshot || prop == PropPrevious) && value != "" && value != "-" {
 			if !strings.Contains(value, "@") {
 				return fmt.Errorf("%s %s=%q is not a snapshot name", name, prop, value)

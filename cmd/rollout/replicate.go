@@ -130,7 +130,8 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 		if bwlimit != nil {
 			rate = *bwlimit
 		}
-		targets = append(targets, replicate.Slave{Name: s.Name, Runner: conns[i].Runner(), Pool: s.Pool, Bwlimit: rate})
+		// the slave is taken to keep its state (and lock) where this host does: one rollout.toml layout
+		targets = append(targets, replicate.Slave{Name: s.Name, Runner: conns[i].Runner(), Pool: s.Pool, Bwlimit: rate, StateDir: e.cfg.StateDir})
 	}
 
 	opt := replicate.Options{Target: ref, Force: force}

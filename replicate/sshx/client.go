@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,7 +137,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		User:              cfg.User,
 		Auth:              auth,
 		HostKeyCallback:   check,
-		HostKeyAlgorithms: knownAlgorithms(hostKeys, addr, tcp.RemoteAddr()),
+		HostKeyAlgorithms: knownAlgorithms(hostKeys, addr, tcp.RemoteAddr(), caLines(cfg.KnownHosts)),
 		Timeout:           cfg.ConnectTimeout,
 	}
 	sc.Ciphers = ciphers
@@ -269,11 +270,38 @@ func authMethods(cfg Config) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, closeAgent, nil
 }
 
+// certAlgorithms are the host certificate algorithms, asked for when a @cert-authority line
+// matches the host: the certificate's own key can be of any type, whatever the CA's is.
+var certAlgorithms = []string{
+	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01,
+}
+
+// caLines returns the line numbers of file's @cert-authority lines: knownhosts reports a
+// matching CA key among the host's keys without saying that it is one.
+func caLines(file string) map[int]bool {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	lines := map[int]bool{}
+	for i, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "@cert-authority" {
+			lines[i+1] = true
+		}
+	}
+	return lines
+}
+
 // knownAlgorithms returns the host key algorithms for the key types known_hosts has for addr, so
 // that the server is asked for a key we can check (otherwise a server that prefers, say, ecdsa
-// while known_hosts has only its ed25519 key looks like a changed key). Nil when none is known:
-// then any offered key is checked, and refused as unknown.
-func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr) []string {
+// while known_hosts has only its ed25519 key looks like a changed key). A matching
+// @cert-authority line (ca: its line numbers) asks for host certificates first: offered the
+// CA key's plain type, the server would show its plain key, which no CA line vouches for. The
+// certificate is then checked by knownhosts' ssh.CertChecker: signed by a CA whose line matches
+// the host, the host name among its principals, valid now, neither it nor its key @revoked.
+// Nil when nothing is known: then any offered key is checked, and refused as unknown.
+func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr, ca map[int]bool) []string {
 	// asking about a key nobody has makes knownhosts list the keys it does have
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -296,6 +324,14 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr)
 		}
 	}
 	for _, k := range ke.Want {
+		if ca[k.Line] {
+			add(certAlgorithms...)
+		}
+	}
+	for _, k := range ke.Want {
+		if ca[k.Line] {
+			continue
+		}
 		switch t := k.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/rollout-dev/rollout/proto/command"
 )
@@ -296,4 +298,73 @@ func TestAgentAuth(t *testing.T) {
 		t.Fatalf("agent auth: %v", err)
 	}
 	c.Close()
+}
+
+// hostCert makes a host certificate for the server's key, signed by ca.
+func hostCert(t *testing.T, ca, host ssh.Signer, principals ...string) ssh.Signer {
+	t.Helper()
+	cert := &ssh.Certificate{Key: host.PublicKey(), Serial: 7, CertType: ssh.HostCert, KeyId: "slave2",
+		ValidPrincipals: principals, ValidAfter: uint64(time.Now().Add(-time.Hour).Unix()), ValidBefore: uint64(time.Now().Add(time.Hour).Unix())}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewCertSigner(cert, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A known_hosts with only a @cert-authority line for the host: the server's host certificate
+// is asked for and verified (signed by that CA, the host name a principal, not @revoked), never
+// refused as a changed key.
+func TestCertAuthorityHostKey(t *testing.T) {
+	ca, otherCA := newKey(t), newKey(t)
+	plain := newKey(t)
+	for _, c := range []struct {
+		name     string
+		signer   ssh.Signer // CA that signed the server's certificate
+		princ    string
+		revoked  bool
+		wantFail string
+	}{
+		{"trusted", ca, "127.0.0.1", false, ""},
+		{"other CA", otherCA, "127.0.0.1", false, "no authorities for hostname"},
+		{"other host", ca, "slave9.example", false, "not in the set of valid principals"},
+		{"revoked", ca, "127.0.0.1", true, "revoked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t, sinkHandler, func(s *testServer) {
+				// as sshd does: the plain key and its certificate
+				s.hostKey, s.extraKeys = hostCert(t, c.signer, plain, c.princ), []ssh.Signer{plain}
+			})
+			lines := "@cert-authority " + knownhosts.Line([]string{knownhosts.Normalize(f.srv.addr.String())}, ca.PublicKey()) + "\n"
+			if c.revoked {
+				lines += "@revoked " + knownhosts.Line([]string{"*"}, plain.PublicKey()) + "\n"
+			}
+			known := filepath.Join(f.dir, "known_hosts_ca")
+			if err := os.WriteFile(known, []byte(lines), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cl, err := Dial(context.Background(), f.srv.config(f.identity, known))
+			if c.wantFail == "" {
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer cl.Close()
+				out, err := command.Output(context.Background(), cl.Runner(), "/bin/echo", "hi")
+				if err != nil || string(out) != "0" {
+					t.Errorf("run: %q, %v", out, err)
+				}
+				return
+			}
+			if err == nil {
+				cl.Close()
+				t.Fatal("connected")
+			}
+			if !strings.Contains(err.Error(), c.wantFail) || strings.Contains(err.Error(), "HOST KEY CHANGED") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q, want %q", err, c.wantFail)
+			}
+		})
+	}
 }
