@@ -506,3 +506,34 @@ func TestConformanceExecTimeout(t *testing.T) {
 		t.Errorf("the jail's sleep survived the failed create: %s", r.stdout)
 	}
 }
+
+// lockf(1): usr.bin/lockf/lockf.c opens the file with O_EXLOCK (flock(2), so it excludes
+// rollout's own flock lock), O_NONBLOCK for -t 0; a held lock exits EX_TEMPFAIL (75) with
+// "FILE: already locked" unless -s; a file it cannot open exits EX_CANTCREAT (73) with
+// "cannot open FILE: ERROR"; -k keeps the file; otherwise the command's status.
+func TestConformanceLockf(t *testing.T) {
+	g := freshPool(t, "master")
+	g.sh(`mkdir -p /tmp/lk && rm -f /tmp/lk/lock`)
+	if r := g.shRun(`/usr/bin/lockf -k -t 0 /tmp/lk/lock /bin/sh -c 'exit 7'`); r.code != 7 {
+		t.Errorf("free lock: exit %d, want the command's 7: %s", r.code, r.stderr)
+	}
+	g.must("test", "-f", "/tmp/lk/lock") // -k kept it
+	if r := g.shRun(`/usr/bin/lockf -t 0 /tmp/lk/lock /bin/true; test ! -e /tmp/lk/lock`); r.code != 0 {
+		t.Errorf("without -k the file must be gone: exit %d %s", r.code, r.stderr)
+	}
+	// held by another process's flock, as a running rollout holds its lock
+	g.sh(`setsid -f flock /tmp/lk/lock sleep 30 </dev/null >/dev/null 2>&1
+for i in $(seq 50); do flock -n /tmp/lk/lock true || exit 0; sleep 0.1; done; exit 1`)
+	r := g.shRun(`/usr/bin/lockf -k -t 0 /tmp/lk/lock /bin/true`)
+	if r.code != 75 || strings.TrimSpace(r.stderr) != "lockf: /tmp/lk/lock: already locked" {
+		t.Errorf("held lock: exit %d, %q; want 75 and \"lockf: /tmp/lk/lock: already locked\"", r.code, r.stderr)
+	}
+	if r := g.shRun(`/usr/bin/lockf -k -s -t 0 /tmp/lk/lock /bin/true`); r.code != 75 || r.stderr != "" {
+		t.Errorf("held lock with -s: exit %d, %q", r.code, r.stderr)
+	}
+	r = g.shRun(`/usr/bin/lockf -k -s -t 0 /tmp/lk/nodir/lock /bin/true`)
+	if r.code != 73 || strings.TrimSpace(r.stderr) != "lockf: cannot open /tmp/lk/nodir/lock: No such file or directory" {
+		t.Errorf("missing directory: exit %d, %q", r.code, r.stderr)
+	}
+	g.run("pkill", "-f", "[f]lock /tmp/lk/lock")
+}
