@@ -46,6 +46,13 @@ func (p *Proto) Versions(ctx context.Context) ([]Version, error) {
 	if err != nil {
 		return nil, err
 	}
+	return VersionsOf(p.Dataset, fss, snaps), nil
+}
+
+// VersionsOf builds the versions of the prototype dataset from its file systems and its
+// snapshots, as Filesystems and a recursive ListSnapshots return them: callers that read the
+// pool once (rollout's World) build them without another zfs call.
+func VersionsOf(dataset string, fss []string, snaps []zfs.Snapshot) []Version {
 	have := map[string]map[string]bool{} // snapshot name -> datasets that have it
 	for _, s := range snaps {
 		if have[s.Name] == nil {
@@ -55,7 +62,7 @@ func (p *Proto) Versions(ctx context.Context) ([]Version, error) {
 	}
 	var vs []Version
 	for _, s := range snaps {
-		if s.Dataset != p.Dataset {
+		if s.Dataset != dataset {
 			continue
 		}
 		v := Version{Snapshot: s, Datasets: len(have[s.Name])}
@@ -66,7 +73,7 @@ func (p *Proto) Versions(ctx context.Context) ([]Version, error) {
 		}
 		vs = append(vs, v)
 	}
-	return vs, nil
+	return vs
 }
 
 // NextName is one more than the highest numeric snapshot name, or "1".
@@ -158,11 +165,19 @@ func (p *Proto) ParseRef(ref string) (string, error) {
 
 // Resolve finds the snapshot ref names; it must exist on every prototype dataset.
 func (p *Proto) Resolve(ctx context.Context, ref string) (Version, error) {
-	name, err := p.ParseRef(ref)
-	if err != nil {
+	if _, err := p.ParseRef(ref); err != nil {
 		return Version{}, err
 	}
 	vs, err := p.Versions(ctx)
+	if err != nil {
+		return Version{}, err
+	}
+	return p.ResolveIn(vs, ref)
+}
+
+// ResolveIn is Resolve among versions already listed.
+func (p *Proto) ResolveIn(vs []Version, ref string) (Version, error) {
+	name, err := p.ParseRef(ref)
 	if err != nil {
 		return Version{}, err
 	}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
+	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/proto"
@@ -49,7 +50,11 @@ func (m *Manager) PlanCreate(ctx context.Context, name, ref string, start bool) 
 	if err := m.checkMountpoints(ctx, v, to); err != nil {
 		return nil, err
 	}
-	if err := m.trialEtc(ctx, v, to); err != nil {
+	overlay, mounted, err := m.Host.Mounted(ctx, path.Join(v.Path, "cfg"))
+	if err != nil || !mounted {
+		overlay = ""
+	}
+	if err := m.trialEtc(ctx, v, to, overlay); err != nil {
 		return nil, err
 	}
 	j := m.Jail(v)
@@ -99,15 +104,17 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	if err != nil {
 		return nil, err
 	}
+	w, err := m.loadWorld(ctx, worldLoad{})
+	if err != nil {
+		return nil, err
+	}
 	// each vhost on its own: one that cannot be repaired must not keep the others broken
 	p := &Plan{Op: "repair", Independent: true}
 	for _, v := range vs {
-		if ok, err := zfs.Exists(ctx, m.R, v.Dataset); err != nil {
-			return nil, err
-		} else if !ok {
+		if !w.Exists(v.Dataset) {
 			continue
 		}
-		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+		st, err := w.State(v)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +144,7 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 		p.Vhosts = append(p.Vhosts, vp)
 	}
 	p.Finally = append(p.Finally, m.orphansStep())
-	m.addRelease(ctx, p)
+	m.addRelease(w, p)
 	return p, nil
 }
 
@@ -212,16 +219,17 @@ func (m *Manager) PlanStart(ctx context.Context, names []string) (*Plan, error) 
 	if err != nil {
 		return nil, err
 	}
+	w, err := m.loadWorld(ctx, worldLoad{jails: true})
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Op: "start " + strings.Join(names, " "), Independent: true}
 	for _, v := range vs {
-		st, err := m.committedState(ctx, v)
+		st, err := committedState(w, v)
 		if err != nil {
 			return nil, err
 		}
-		running, err := m.Host.Running(ctx, v.Name)
-		if err != nil {
-			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-		}
+		running := w.Running(v.Name)
 		vp := &VhostPlan{Vhost: v.Name, From: st.Snapshot, To: st.Snapshot, Running: running}
 		fstab, err := m.fstabStep(v, st.Snapshot)
 		if err != nil {
@@ -244,9 +252,13 @@ func (m *Manager) PlanStop(ctx context.Context, names []string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := m.loadWorld(ctx, worldLoad{})
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Op: "stop " + strings.Join(names, " "), Independent: true}
 	for _, v := range vs {
-		st, err := m.committedState(ctx, v)
+		st, err := committedState(w, v)
 		if err != nil {
 			return nil, err
 		}
@@ -259,8 +271,11 @@ func (m *Manager) PlanStop(ctx context.Context, names []string) (*Plan, error) {
 
 // committedState loads a vhost's state and refuses one with nothing committed or an
 // unfinished operation (repair first).
-func (m *Manager) committedState(ctx context.Context, v *config.Vhost) (*State, error) {
-	st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+func committedState(w *World, v *config.Vhost) (*State, error) {
+	if !w.Exists(v.Dataset) {
+		return nil, fmt.Errorf("vhost %s: dataset %s does not exist (create the vhost with rollout create %s proto@N)", v.Name, v.Dataset, v.Name)
+	}
+	st, err := w.State(v)
 	if err != nil {
 		return nil, err
 	}
@@ -290,20 +305,20 @@ func (m *Manager) fstabStep(v *config.Vhost, full string) (Step, error) {
 // back to its committed snapshot); then the vhosts marked rollout:boot=on are started. Each
 // vhost on its own: one that fails does not keep the others down.
 func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
+	w, err := m.loadWorld(ctx, worldLoad{jails: true})
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Op: "boot", Independent: true}
 	for _, name := range m.Cfg.VhostNames() {
 		v := m.Cfg.Vhosts[name]
 		vp := &VhostPlan{Vhost: v.Name}
 		p.Vhosts = append(p.Vhosts, vp)
-		ok, err := zfs.Exists(ctx, m.R, v.Dataset)
-		if err != nil {
-			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-		}
-		if !ok {
+		if !w.Exists(v.Dataset) {
 			vp.Noop = "no dataset " + v.Dataset + " (rollout create " + v.Name + ")"
 			continue
 		}
-		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+		st, err := w.State(v)
 		if err != nil {
 			return nil, err
 		}
@@ -313,10 +328,7 @@ func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
 			continue
 		}
 		j := m.Jail(v)
-		running, err := m.Host.Running(ctx, v.Name)
-		if err != nil {
-			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-		}
+		running := w.Running(v.Name)
 		vp.Running = running
 		vp.Steps = []Step{m.confStep(v)}
 		if st.Pending != nil {
@@ -338,7 +350,7 @@ func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
 		}
 	}
 	p.Finally = append(p.Finally, m.orphansStep())
-	m.addRelease(ctx, p)
+	m.addRelease(w, p)
 	return p, nil
 }
 
@@ -352,13 +364,14 @@ func (m *Manager) clearJournalStep(v *config.Vhost) Step {
 // PlanShutdown plans stopping every running vhost at a host's shutdown, leaving rollout:boot as
 // it is so that boot starts them again.
 func (m *Manager) PlanShutdown(ctx context.Context) (*Plan, error) {
+	jails, err := m.Host.Jails(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Op: "shutdown", Independent: true}
 	for _, name := range m.Cfg.VhostNames() {
 		v := m.Cfg.Vhosts[name]
-		running, err := m.Host.Running(ctx, v.Name)
-		if err != nil {
-			return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-		}
+		running := jails[v.Name]
 		vp := &VhostPlan{Vhost: v.Name, Running: running}
 		if running {
 			vp.Steps = []Step{m.stopStep(m.Jail(v))}
@@ -386,8 +399,18 @@ type VhostStatus struct {
 	Held         bool     `json:"held"`          // its snapshot carries rollout's hold
 }
 
+// StatusOptions are the options of status.
+type StatusOptions struct {
+	// Etc compares each running vhost's live /etc with what it was built from (UnsavedEtc):
+	// a walk of every file, so only on request, etcWorkers vhosts at a time.
+	Etc bool
+}
+
+// etcWorkers bounds the /etc comparisons status runs at once: each walks a whole tree.
+const etcWorkers = 4
+
 // Status reports every configured vhost (or the named ones).
-func (m *Manager) Status(ctx context.Context, names []string) ([]VhostStatus, error) {
+func (m *Manager) Status(ctx context.Context, names []string, o StatusOptions) ([]VhostStatus, error) {
 	if len(names) == 0 {
 		names = m.Cfg.VhostNames()
 	}
@@ -395,14 +418,15 @@ func (m *Manager) Status(ctx context.Context, names []string) ([]VhostStatus, er
 	if err != nil {
 		return nil, err
 	}
-	var out []VhostStatus
+	w, err := m.loadWorld(ctx, worldLoad{jails: true, proto: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VhostStatus, 0, len(vs))
 	for _, v := range vs {
-		s := VhostStatus{Vhost: v.Name, Dataset: v.Dataset}
-		if s.Exists, err = zfs.Exists(ctx, m.R, v.Dataset); err != nil {
-			return nil, err
-		}
+		s := VhostStatus{Vhost: v.Name, Dataset: v.Dataset, Exists: w.Exists(v.Dataset), Running: w.Running(v.Name)}
 		if s.Exists {
-			st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+			st, err := w.State(v)
 			if err != nil {
 				return nil, err
 			}
@@ -410,15 +434,7 @@ func (m *Manager) Status(ctx context.Context, names []string) ([]VhostStatus, er
 			if st.Pending != nil {
 				s.Pending = st.Pending.String()
 			}
-			if st.Snapshot != "" {
-				h, err := zfs.Holds(ctx, m.R, st.Snapshot)
-				if err == nil {
-					s.Held = slices.Contains(h[st.Snapshot], proto.HoldTag)
-				}
-			}
-		}
-		if s.Running, err = m.Host.Running(ctx, v.Name); err != nil {
-			return nil, err
+			s.Held = st.Snapshot != "" && w.Held(st.Snapshot)
 		}
 		if f, err := m.ReadFstab(v); err != nil {
 			s.FstabProblem = err.Error()
@@ -435,18 +451,41 @@ func (m *Manager) Status(ctx context.Context, names []string) ([]VhostStatus, er
 		} else if s.Snapshot != "" {
 			s.FstabProblem = "missing (rollout fstab --write " + v.Name + ")"
 		}
-		if s.Running {
-			if ch, err := m.EtcDiff(ctx, v.Name); err == nil {
-				for _, c := range ch {
-					if c.Kind != etcmerge.Overrides {
-						s.UnsavedEtc = append(s.UnsavedEtc, c.Kind+" "+c.Path)
-					}
-				}
-			}
-		}
 		out = append(out, s)
 	}
+	if o.Etc {
+		m.unsavedEtc(ctx, out)
+	}
 	return out, nil
+}
+
+// unsavedEtc fills in the running vhosts' edits of their live /etc that /cfg lacks, etcWorkers
+// at a time. A vhost whose /etc cannot be compared shows none, as before.
+func (m *Manager) unsavedEtc(ctx context.Context, out []VhostStatus) {
+	sem := make(chan struct{}, etcWorkers)
+	var wg sync.WaitGroup
+	for i := range out {
+		if !out[i].Running {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ch, err := m.EtcDiff(ctx, out[i].Vhost)
+			if err != nil {
+				m.Log.Debug("status: /etc not compared", "vhost", out[i].Vhost, "err", err)
+				return
+			}
+			for _, c := range ch {
+				if c.Kind != etcmerge.Overrides {
+					out[i].UnsavedEtc = append(out[i].UnsavedEtc, c.Kind+" "+c.Path)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // PruneItem is one prototype snapshot and what prune does with it.
@@ -462,23 +501,20 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 	if keep < 1 {
 		return nil, fmt.Errorf("--keep %d: keep at least 1 snapshot", keep)
 	}
-	need, err := m.needed(ctx)
+	w, err := m.loadWorld(ctx, worldLoad{proto: true})
 	if err != nil {
 		return nil, err
 	}
-	vs, err := m.Proto().Versions(ctx)
+	need, err := w.needed(m.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := w.versions()
 	if err != nil {
 		return nil, err
 	}
 	// holds are taken recursively, so a child's hold matters as much as the parent's
-	all, err := zfs.ListSnapshots(ctx, m.R, m.Cfg.Proto.Dataset, true)
-	if err != nil {
-		return nil, err
-	}
-	refs := map[string]uint64{}
-	for _, s := range all {
-		refs[s.Name] += s.UserRefs
-	}
+	refs := w.refs
 	var items []PruneItem
 	for i, v := range vs {
 		it := PruneItem{Snapshot: v.FullName()}

@@ -90,20 +90,27 @@ func LoadState(ctx context.Context, r command.Runner, vhost, dataset string) (*S
 	if err != nil {
 		return nil, fmt.Errorf("vhost %s: %w", vhost, err)
 	}
+	return stateOf(vhost, dataset, props)
+}
+
+// stateOf makes a vhost's state of its dataset's locally set rollout:* properties, checking
+// every snapshot name they hold.
+func stateOf(vhost, dataset string, props map[string]string) (*State, error) {
+	var err error
 	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: propValue(props[propSnapshot]), Previous: propValue(props[propPrevious]),
 		Boot: props[propBoot] != "off"}
 	if h := propValue(props[propHistory]); h != "" && h != none {
 		st.History = strings.Split(h, ",")
 	}
 	if st.Pending, err = parseJournal(props[propPending]); err != nil {
-		return nil, fmt.Errorf("vhost %s: %w", vhost, err)
+		return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propPending, dataset, err)
 	}
 	for _, s := range append([]string{st.Snapshot, st.Previous}, st.History...) {
 		if s == "" {
 			continue
 		}
 		if _, _, err := zfs.SplitSnapshot(s); err != nil {
-			return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propSnapshot, dataset, err)
+			return nil, fmt.Errorf("vhost %s: rollout state on %s: %w", vhost, dataset, err)
 		}
 	}
 	return st, nil

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -31,21 +30,25 @@ func (m *Manager) PlanPromote(ctx context.Context, ref string, names []string, o
 	if err != nil {
 		return nil, err
 	}
-	target, err := m.Proto().Resolve(ctx, ref)
+	w, err := m.switchWorld(ctx, vs)
+	if err != nil {
+		return nil, err
+	}
+	target, err := w.resolve(m.Proto(), ref)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plan{Op: "promote " + target.FullName() + " " + strings.Join(names, " "), Parallel: o.Parallel}
 	p.Checks = append(p.Checks, fmt.Sprintf("%s exists on every prototype dataset (%d)", target.FullName(), target.Datasets))
 	for _, v := range vs {
-		vp, checks, err := m.planVhost(ctx, "promote", v, func(*State) (string, error) { return target.FullName(), nil })
+		vp, checks, err := m.planVhost(ctx, w, "promote", v, func(*State) (string, error) { return target.FullName(), nil })
 		if err != nil {
 			return nil, err
 		}
 		p.Checks = append(p.Checks, checks...)
 		p.Vhosts = append(p.Vhosts, vp)
 	}
-	m.addRelease(ctx, p)
+	m.addRelease(w, p)
 	return p, nil
 }
 
@@ -55,9 +58,13 @@ func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o
 	if err != nil {
 		return nil, err
 	}
+	w, err := m.switchWorld(ctx, vs)
+	if err != nil {
+		return nil, err
+	}
 	var target string
 	if to != "" {
-		t, err := m.Proto().Resolve(ctx, to)
+		t, err := w.resolve(m.Proto(), to)
 		if err != nil {
 			return nil, err
 		}
@@ -65,14 +72,14 @@ func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o
 	}
 	p := &Plan{Op: "rollback " + strings.Join(names, " "), Parallel: o.Parallel}
 	for _, v := range vs {
-		vp, checks, err := m.planVhost(ctx, "rollback", v, func(st *State) (string, error) {
+		vp, checks, err := m.planVhost(ctx, w, "rollback", v, func(st *State) (string, error) {
 			if target != "" {
 				return target, nil
 			}
 			if st.Previous == "" {
 				return "", fmt.Errorf("vhost %s has no previous snapshot to roll back to (it runs on %s); name one with --to", v.Name, orDash(st.Snapshot))
 			}
-			if _, err := m.Proto().Resolve(ctx, st.Previous); err != nil {
+			if _, err := w.resolve(m.Proto(), st.Previous); err != nil {
 				return "", fmt.Errorf("vhost %s: cannot roll back to %s: %w", v.Name, st.Previous, err)
 			}
 			return st.Previous, nil
@@ -83,20 +90,26 @@ func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o
 		p.Checks = append(p.Checks, checks...)
 		p.Vhosts = append(p.Vhosts, vp)
 	}
-	m.addRelease(ctx, p)
+	m.addRelease(w, p)
 	return p, nil
 }
 
-// planVhost checks everything that can be checked before the jail stops, and builds its steps.
-func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, target func(*State) (string, error)) (*VhostPlan, []string, error) {
-	ok, err := zfs.Exists(ctx, m.R, v.Dataset)
-	if err != nil {
-		return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+// switchWorld reads what promote and rollback consult: everything, and whether the vhosts'
+// /cfg is mounted (trialEtc).
+func (m *Manager) switchWorld(ctx context.Context, vs []*config.Vhost) (*World, error) {
+	l := worldLoad{jails: true, proto: true}
+	for _, v := range vs {
+		l.mounts = append(l.mounts, path.Join(v.Path, "cfg"))
 	}
-	if !ok {
+	return m.loadWorld(ctx, l)
+}
+
+// planVhost checks everything that can be checked before the jail stops, and builds its steps.
+func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.Vhost, target func(*State) (string, error)) (*VhostPlan, []string, error) {
+	if !w.Exists(v.Dataset) {
 		return nil, nil, fmt.Errorf("vhost %s: dataset %s does not exist (create the vhost with rollout create %s proto@N)", v.Name, v.Dataset, v.Name)
 	}
-	st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
+	st, err := w.State(v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,18 +137,11 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 		}
 	}
 	for _, child := range v.Datasets {
-		ok, err := zfs.Exists(ctx, m.R, v.Dataset+"/"+child)
-		if err != nil {
-			return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-		}
-		if !ok {
+		if !w.Exists(v.Dataset + "/" + child) {
 			return nil, nil, fmt.Errorf("vhost %s: dataset %s/%s does not exist", v.Name, v.Dataset, child)
 		}
 	}
-	running, err := m.Host.Running(ctx, v.Name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-	}
+	running := w.Running(v.Name)
 	vp := &VhostPlan{Vhost: v.Name, From: st.Snapshot, To: to, Running: running}
 	if to == st.Snapshot {
 		vp.Noop = "already on " + to
@@ -153,7 +159,7 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 	if err := m.checkMountpoints(ctx, v, to); err != nil {
 		return nil, nil, err
 	}
-	if err := m.trialEtc(ctx, v, to); err != nil {
+	if err := m.trialEtc(ctx, v, to, w.mounts[path.Join(v.Path, "cfg")]); err != nil {
 		return nil, nil, err
 	}
 	checks = append(checks, fmt.Sprintf("vhost %s: its /etc builds from %s plus its /cfg", v.Name, to))
@@ -255,15 +261,16 @@ func realDir(root, rel string) error {
 
 // trialEtc checks, before the jail stops, that the vhost's /etc can be built from the new
 // snapshot plus its /cfg and fits the memory disk. It only reads: etcmerge.Measure walks
-// both trees as Build would, without copying the tenant's files anywhere.
-func (m *Manager) trialEtc(ctx context.Context, v *config.Vhost, full string) error {
+// both trees as Build would, without copying the tenant's files anywhere. cfgFS is the file
+// system type mounted on the vhost's /cfg, "" when nothing is.
+func (m *Manager) trialEtc(ctx context.Context, v *config.Vhost, full, cfgFS string) error {
 	base, release, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.EtcDataset(), m.Cfg.Proto.EtcMountpoint(), snapName(full))
 	if err != nil {
 		return fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
 	defer release()
 	overlay := path.Join(v.Path, "cfg")
-	if fstype, ok, err := m.Host.Mounted(ctx, overlay); err != nil || !ok || fstype != "zfs" {
+	if cfgFS != "zfs" {
 		overlay = "" // the jail is not running: its /cfg is not mounted, the base alone is checked
 	}
 	st, err := etcmerge.Measure(ctx, base, overlay)
@@ -292,7 +299,7 @@ func usable(size int64, backend string) int64 {
 }
 
 // addRelease adds the final step: release the holds of snapshots that no vhost needs any more.
-func (m *Manager) addRelease(ctx context.Context, p *Plan) {
+func (m *Manager) addRelease(w *World, p *Plan) {
 	need := map[string]bool{}
 	changing := map[string]*VhostPlan{}
 	for _, vp := range p.Vhosts {
@@ -306,7 +313,7 @@ func (m *Manager) addRelease(ctx context.Context, p *Plan) {
 			continue
 		}
 		v := m.Cfg.Vhosts[name]
-		if st, err := LoadState(ctx, m.R, v.Name, v.Dataset); err == nil {
+		if st, err := w.State(v); err == nil {
 			for _, s := range st.Needed() {
 				need[s] = true
 			}
@@ -318,7 +325,7 @@ func (m *Manager) addRelease(ctx context.Context, p *Plan) {
 		if vp.Noop != "" {
 			continue
 		}
-		if st, err := LoadState(ctx, m.R, vp.Vhost, m.Cfg.Vhosts[vp.Vhost].Dataset); err == nil && st.Previous != "" && !need[st.Previous] {
+		if st, err := w.State(m.Cfg.Vhosts[vp.Vhost]); err == nil && st.Previous != "" && !need[st.Previous] {
 			predicted = append(predicted, st.Previous)
 		}
 	}
@@ -334,29 +341,25 @@ func (m *Manager) addRelease(ctx context.Context, p *Plan) {
 }
 
 // ReleaseUnneeded releases rollout's hold on every prototype snapshot that no configured vhost
-// runs on, would roll back to, or is being switched to or from.
+// runs on, would roll back to, or is being switched to or from. It reads the host again: it
+// runs after the switches, which changed what is needed.
 func (m *Manager) ReleaseUnneeded(ctx context.Context) ([]string, error) {
-	need, err := m.needed(ctx)
+	w, err := m.loadWorld(ctx, worldLoad{proto: true})
 	if err != nil {
 		return nil, err
 	}
-	vs, err := m.Proto().Versions(ctx)
+	need, err := w.needed(m.Cfg)
 	if err != nil {
 		return nil, err
 	}
-	var held []string
-	for _, v := range vs {
-		if v.UserRefs > 0 {
-			held = append(held, v.FullName())
-		}
-	}
-	holds, err := zfs.Holds(ctx, m.R, held...)
+	vs, err := w.versions()
 	if err != nil {
 		return nil, err
 	}
 	var released []string
-	for _, s := range held {
-		if need[s] || !slices.Contains(holds[s], proto.HoldTag) {
+	for _, v := range vs {
+		s := v.FullName()
+		if need[s] || !w.Held(s) {
 			continue
 		}
 		if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
@@ -365,27 +368,4 @@ func (m *Manager) ReleaseUnneeded(ctx context.Context) ([]string, error) {
 		released = append(released, s)
 	}
 	return released, nil
-}
-
-// needed is every snapshot some configured vhost needs kept.
-func (m *Manager) needed(ctx context.Context) (map[string]bool, error) {
-	need := map[string]bool{}
-	for _, name := range m.Cfg.VhostNames() {
-		v := m.Cfg.Vhosts[name]
-		ok, err := zfs.Exists(ctx, m.R, v.Dataset)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range st.Needed() {
-			need[s] = true
-		}
-	}
-	return need, nil
 }

@@ -98,6 +98,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"rollback", "vhost1", "--to", "proto@1"},
 		{"promote", "proto@2", "--", "vhost1"},
 		{"status", "vhost1", "-v"},
+		{"status", "vhost1", "--etc"},
 		{"etc", "diff", "vhost1", "-q"},
 	} {
 		// --config last: a global flag after everything (but before "--", which ends the flags)

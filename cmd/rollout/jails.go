@@ -149,8 +149,10 @@ func jailCommands() []*cli.Command {
 			Name:      "status",
 			Usage:     "each vhost: its snapshot, previous snapshot, running or not, fstab, unsaved /etc edits, unfinished operations",
 			ArgsUsage: "[VHOST...]",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "etc", Usage: "also compare each running vhost's live /etc with what it was built from (unsaved edits)",
+				DisableDefaultText: true}},
 			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				st, err := m.Status(c.Context, c.Args().Slice())
+				st, err := m.Status(c.Context, c.Args().Slice(), rollout.StatusOptions{Etc: c.Bool("etc")})
 				if err != nil {
 					return err
 				}
@@ -171,8 +173,13 @@ func jailCommands() []*cli.Command {
 					if s.Snapshot != "" && !s.Held {
 						notes = append(notes, "snapshot not held")
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Vhost, dash(s.Snapshot), dash(s.Previous), yesNo(s.Running),
-						dash(atSnap(s.Fstab)), len(s.UnsavedEtc), strings.Join(notes, "; "))
+					// without --etc nothing was compared: "-", not a count of 0
+					unsaved := "-"
+					if c.Bool("etc") {
+						unsaved = fmt.Sprint(len(s.UnsavedEtc))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Vhost, dash(s.Snapshot), dash(s.Previous), yesNo(s.Running),
+						dash(atSnap(s.Fstab)), unsaved, strings.Join(notes, "; "))
 				}
 				return tw.Flush()
 			}),

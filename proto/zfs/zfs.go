@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,11 +260,24 @@ func Holds(ctx context.Context, r command.Runner, fulls ...string) (map[string][
 	if err != nil {
 		return nil, wrap(strings.Join(fulls, " "), err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) >= 2 {
-			res[f[0]] = append(res[f[0]], f[1])
+	return parseHolds(out, fulls)
+}
+
+// parseHolds reads `zfs holds -H`: NAME, TAG, TIMESTAMP, tab separated, for the snapshots asked.
+func parseHolds(out []byte, fulls []string) (map[string][]string, error) {
+	res := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line == "" {
+			continue
 		}
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[1] == "" {
+			return nil, fmt.Errorf("unexpected zfs holds line %q", line)
+		}
+		if !slices.Contains(fulls, f[0]) {
+			return nil, fmt.Errorf("unexpected zfs holds line %q: %s was not asked for", line, f[0])
+		}
+		res[f[0]] = append(res[f[0]], f[1])
 	}
 	return res, nil
 }

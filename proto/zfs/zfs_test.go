@@ -1,6 +1,7 @@
 package zfs
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,5 +39,17 @@ func TestParseSize(t *testing.T) {
 	}
 	if HumanBytes(1536) != "1.5K" || HumanBytes(10) != "10B" {
 		t.Errorf("HumanBytes: %s %s", HumanBytes(1536), HumanBytes(10))
+	}
+}
+
+func TestParseHolds(t *testing.T) {
+	got, err := parseHolds([]byte("zpool/proto@2\trollout\tThu Nov 26 10:00 2026\nzpool/proto@2\tbackup\tThu Nov 26 10:01 2026\n"), []string{"zpool/proto@2", "zpool/proto@3"})
+	if err != nil || len(got) != 1 || len(got["zpool/proto@2"]) != 2 || got["zpool/proto@2"][1] != "backup" {
+		t.Fatalf("parseHolds = %v %v", got, err)
+	}
+	for _, bad := range []string{"zpool/proto@2\trollout\n", "zpool/proto@9\trollout\tThu Nov 26 10:00 2026\n", "zpool/proto@2\t\tx\n"} {
+		if _, err := parseHolds([]byte(bad), []string{"zpool/proto@2"}); err == nil || !strings.Contains(err.Error(), "unexpected zfs holds line") {
+			t.Errorf("parseHolds(%q): err = %v", bad, err)
+		}
 	}
 }

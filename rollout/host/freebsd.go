@@ -396,6 +396,36 @@ func (f *freeBSD) Running(ctx context.Context, name string) (bool, error) {
 	return running, err
 }
 
+// JailsArgv lists every running jail, one "JID NAME" line each: without -j, jls(8) walks
+// all jails (usr.sbin/jls/jls.c: the lastjid loop; dying jails only with -d), prints the
+// parameters named, separated by a space, and quotes nothing without -q.
+var jailsArgv = []string{jlsBin, "jid", "name"}
+
+func (f *freeBSD) Jails(ctx context.Context) (map[string]bool, error) {
+	out, err := command.Output(ctx, f.r, jailsArgv...)
+	if err != nil {
+		return nil, fmt.Errorf("listing jails: %w", err)
+	}
+	return parseJails(out)
+}
+
+// parseJails reads `jls jid name`. The name is the rest of the line: a jail rollout does
+// not manage may have a blank in its name, which this listing does not quote.
+func parseJails(out []byte) (map[string]bool, error) {
+	jails := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		jid, name, ok := strings.Cut(line, " ")
+		if n, err := strconv.Atoi(jid); !ok || err != nil || n <= 0 || name == "" {
+			return nil, fmt.Errorf("unexpected `jls jid name` line %q", line)
+		}
+		jails[name] = true
+	}
+	return jails, nil
+}
+
 func (f *freeBSD) Root(ctx context.Context, name string) (string, bool, error) {
 	if err := checkName(name); err != nil {
 		return "", false, err
@@ -497,6 +527,20 @@ func (f *freeBSD) Mounted(ctx context.Context, p string) (string, bool, error) {
 	}
 	m, ok := lastAt(ms, path.Clean(p))
 	return m.FSType, ok, nil
+}
+
+func (f *freeBSD) MountTypes(ctx context.Context, paths []string) (map[string]string, error) {
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	types := map[string]string{}
+	for _, p := range paths {
+		if m, ok := lastAt(ms, path.Clean(p)); ok {
+			types[p] = m.FSType
+		}
+	}
+	return types, nil
 }
 
 func mountedSource(ms []mountEntry, src string) (string, bool) {

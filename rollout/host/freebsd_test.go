@@ -529,3 +529,44 @@ func TestMountedFreeBSD(t *testing.T) {
 		}
 	}
 }
+
+// One jls(8) call lists every running jail, whatever their number; a foreign jail's name
+// with a blank is kept whole, and a line that is not "JID NAME" is refused.
+func TestJailsOneListing(t *testing.T) {
+	r := newFake().on("/usr/sbin/jls jid name", ok("3 vhost1\n12 vhost2\n14 other jail\n"))
+	got, err := newFreeBSD(r).Jails(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got["vhost1"] || !got["vhost2"] || !got["other jail"] || got["vhost3"] {
+		t.Fatalf("Jails = %v", got)
+	}
+	r.want(t, "/usr/sbin/jls jid name")
+	// no jail at all: jls prints nothing and exits 0
+	if got, err := newFreeBSD(newFake()).Jails(context.Background()); err != nil || len(got) != 0 {
+		t.Fatalf("no jails: %v %v", got, err)
+	}
+	for _, bad := range []string{"vhost1\n", "x vhost1\n", "0 vhost1\n", "3 \n", "3\n"} {
+		r := newFake().on("/usr/sbin/jls jid name", ok(bad))
+		if _, err := newFreeBSD(r).Jails(context.Background()); err == nil || !strings.Contains(err.Error(), "unexpected `jls jid name` line") {
+			t.Errorf("jls output %q: err = %v", bad, err)
+		}
+	}
+	r = newFake().on("/usr/sbin/jls jid name", fail(1, "jls: sysctl failed"))
+	if _, err := newFreeBSD(r).Jails(context.Background()); err == nil || !strings.Contains(err.Error(), "listing jails") {
+		t.Fatalf("failure: %v", err)
+	}
+}
+
+// MountTypes reads the mount table once for any number of paths.
+func TestMountTypesOneRead(t *testing.T) {
+	r := newFake().on(mountP, ok(hostMounts+v1Root+v1Cfg))
+	got, err := newFreeBSD(r).MountTypes(context.Background(), []string{"/jail/vhost1/cfg", "/jail/vhost2/cfg", "/jail/vhost1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["/jail/vhost1/cfg"] != "zfs" || got["/jail/vhost1"] != "nullfs" {
+		t.Fatalf("MountTypes = %v", got)
+	}
+	r.want(t, mountP)
+}

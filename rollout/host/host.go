@@ -60,6 +60,9 @@ type Host interface {
 	Start(ctx context.Context, j Jail) error
 	// Running reports whether the jail runs.
 	Running(ctx context.Context, name string) (bool, error)
+	// Jails lists the names of all running jails in one call, for commands that look at
+	// many vhosts (status, the planners).
+	Jails(ctx context.Context) (map[string]bool, error)
 	// Root reports whether the jail runs and, if it does, its root path as the system sees it.
 	Root(ctx context.Context, name string) (root string, running bool, err error)
 	// Exec runs argv inside the running jail (health checks).
@@ -76,6 +79,9 @@ type Host interface {
 	FreeEtc(ctx context.Context, id string) error
 	// Mounted reports whether path is a mount point and of which file system type.
 	Mounted(ctx context.Context, path string) (fstype string, ok bool, err error)
+	// MountTypes reads the mount table once and returns, for each of paths that is a mount
+	// point, the file system type of its topmost mount.
+	MountTypes(ctx context.Context, paths []string) (map[string]string, error)
 	// SnapshotDir returns a directory with the contents of dataset@snap (dataset mounted at
 	// mountpoint), for reading; release gives it back.
 	SnapshotDir(ctx context.Context, dataset, mountpoint, snap string) (dir string, release func(), err error)
