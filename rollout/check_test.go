@@ -25,14 +25,6 @@ import (
 	"github.com/rollout-dev/rollout/rollout/host"
 )
 
-// confDirHost is the FreeBSD host with its jail.conf.d in a test directory.
-type confDirHost struct {
-	host.Host
-	dir string
-}
-
-func (h confDirHost) ConfFile(j host.Jail) string { return filepath.Join(h.dir, j.Name+".conf") }
-
 // checkFixture is a host where all is well: the prototype zpool/proto (child etc) with
 // snapshots 1 and 2, both held; vhost1 runs on 2 (previous 1) with its datasets mounted;
 // vhost2 is on 2 (previous 1) and stopped; their jail.conf and fstab are as rollout writes them.
@@ -44,11 +36,11 @@ type checkFixture struct {
 }
 
 const (
-	zfsGetAll    = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value mountpoint,mounted zpool"
+	zfsGetMounts    = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value mountpoint,mounted zpool"
 	zfsFS        = "/sbin/zfs list -H -o name -t filesystem -r zpool/proto"
 	zfsSnaps     = "/sbin/zfs list -H -p -t snapshot"
 	zfsState     = "/sbin/zfs get -H -p -s local -o property,value all "
-	zfsHolds     = "/sbin/zfs holds -H"
+	chkHolds     = "/sbin/zfs holds -H"
 	jls          = "/usr/sbin/jls -j "
 	mountP       = "/sbin/mount -p"
 	healthyState = "rollout:snapshot\tzpool/proto@2\nrollout:previous\tzpool/proto@1\nrollout:history\tnone\nrollout:pending\tnone\n"
@@ -97,12 +89,12 @@ identity = "/root/.ssh/id_ed25519"
 		t.Fatal(err)
 	}
 	r := &recorder{out: map[string]string{
-		zfsGetAll:                 datasetsOut(healthyDatasets()...),
+		zfsGetMounts:                 datasetsOut(healthyDatasets()...),
 		zfsFS:                     "zpool/proto\nzpool/proto/etc\n",
 		zfsSnaps:                  snapsOut("zpool/proto@1", "zpool/proto/etc@1", "zpool/proto@2", "zpool/proto/etc@2"),
 		zfsState + "zpool/vhost1": healthyState,
 		zfsState + "zpool/vhost2": healthyState,
-		zfsHolds:                  "zpool/proto@1\trollout\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n",
+		chkHolds:                  "zpool/proto@1\trollout\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n",
 		jls + "vhost1":            "1 vhost1 /jail/vhost1\n",
 		mountP: "zpool/proto\t/jail/proto\tzfs\trw,nfsv4acls\t0 0\n" +
 			"/jail/proto/.zfs/snapshot/2\t/jail/vhost1\tnullfs\tro\t0 0\n" +
@@ -171,7 +163,7 @@ func (f *checkFixture) datasets(drop string, change ...[3]string) {
 		}
 		ds = append(ds, d)
 	}
-	f.r.out[zfsGetAll] = datasetsOut(ds...)
+	f.r.out[zfsGetMounts] = datasetsOut(ds...)
 }
 
 // readOnly fails the test when Check ran anything but the reads it may run.
@@ -199,7 +191,7 @@ func TestCheckHealthyHostHasNoProblems(t *testing.T) {
 	readOnly(t, f.r.calls)
 	// it did look: the state, the jails, the mounts of the running one and the holds
 	all := strings.Join(f.r.calls, "\n")
-	for _, want := range []string{zfsGetAll, zfsSnaps, zfsState + "zpool/vhost1", zfsState + "zpool/vhost2", jls + "vhost1", jls + "vhost2", mountP,
+	for _, want := range []string{zfsGetMounts, zfsSnaps, zfsState + "zpool/vhost1", zfsState + "zpool/vhost2", jls + "vhost1", jls + "vhost2", mountP,
 		"/sbin/zfs holds -H zpool/proto@1 zpool/proto@2"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("check did not run %q; ran:\n%s", want, all)
@@ -226,7 +218,7 @@ func TestCheckFindsEachProblem(t *testing.T) {
 				Err: &fs.PathError{Op: "fork/exec", Path: "/sbin/zfs", Err: syscall.ENOENT}}
 		}, []string{"/sbin/zfs: not found; rollout needs ZFS"}},
 		{"no pool", func(f *checkFixture) {
-			f.r.fail[zfsGetAll] = "cannot open 'zpool': dataset does not exist"
+			f.r.fail[zfsGetMounts] = "cannot open 'zpool': dataset does not exist"
 		}, []string{"pool zpool: does not exist or is not imported; zpool import zpool"}},
 		{"no prototype", func(f *checkFixture) { f.datasets("zpool/proto") },
 			[]string{"prototype zpool/proto: does not exist; zfs create -o mountpoint=/jail/proto zpool/proto"}},
@@ -274,10 +266,10 @@ func TestCheckFindsEachProblem(t *testing.T) {
 			f.r.out[zfsState+"zpool/vhost2"] = strings.Replace(healthyState, "snapshot\tzpool/proto@2", "snapshot\tzpool/proto@9", 1)
 		}, []string{"vhost vhost2: runs on zpool/proto@9, which does not exist",
 			"vhost vhost2: fstab " + "DIR/fstab.vhost2 points at @2, the state says zpool/proto@9; rollout fstab vhost2 --write regenerates it"}},
-		{"not held", func(f *checkFixture) { f.r.out[zfsHolds] = "zpool/proto@2\trollout\tThu Nov 26 11:00 2026\n" },
+		{"not held", func(f *checkFixture) { f.r.out[chkHolds] = "zpool/proto@2\trollout\tThu Nov 26 11:00 2026\n" },
 			[]string{"snapshot zpool/proto@1: has no rollout hold though vhost vhost1, vhost2 needs it (a zfs destroy could remove it); /sbin/zfs hold -r rollout zpool/proto@1"}},
 		{"held by someone else", func(f *checkFixture) {
-			f.r.out[zfsHolds] = "zpool/proto@1\tbackup\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n"
+			f.r.out[chkHolds] = "zpool/proto@1\tbackup\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n"
 		}, []string{"snapshot zpool/proto@1: has no rollout hold"}},
 		{"jail.conf missing", func(f *checkFixture) {
 			if err := os.Remove(filepath.Join(f.dir, "vhost1.conf")); err != nil {

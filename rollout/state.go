@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -105,13 +106,19 @@ func stateOf(vhost, dataset string, props map[string]string) (*State, error) {
 	if st.Pending, err = parseJournal(props[propPending]); err != nil {
 		return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propPending, dataset, err)
 	}
-	for _, s := range append([]string{st.Snapshot, st.Previous}, st.History...) {
-		if s == "" {
-			continue
+	check := func(prop string, snaps ...string) error {
+		for _, s := range snaps {
+			if s == "" {
+				continue
+			}
+			if _, _, err := zfs.SplitSnapshot(s); err != nil {
+				return fmt.Errorf("vhost %s: %s on %s: %w", vhost, prop, dataset, err)
+			}
 		}
-		if _, _, err := zfs.SplitSnapshot(s); err != nil {
-			return nil, fmt.Errorf("vhost %s: rollout state on %s: %w", vhost, dataset, err)
-		}
+		return nil
+	}
+	if err := errors.Join(check(propSnapshot, st.Snapshot), check(propPrevious, st.Previous), check(propHistory, st.History...)); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

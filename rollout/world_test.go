@@ -308,7 +308,7 @@ func TestParseProps(t *testing.T) {
 func TestWorldErrors(t *testing.T) {
 	fh := newFakeHost(t, 3)
 	fh.r.out[zfsGetAll] = strings.Replace(fh.r.out[zfsGetAll], "zpool/vhost2\trollout:snapshot\tzpool/proto@1", "zpool/vhost2\trollout:snapshot\tzpool/proto@1;reboot", 1)
-	if _, err := fh.m.Status(context.Background(), nil, StatusOptions{}); err == nil || !strings.Contains(err.Error(), "vhost vhost2: rollout state on zpool/vhost2") {
+	if _, err := fh.m.Status(context.Background(), nil, StatusOptions{}); err == nil || !strings.Contains(err.Error(), "vhost vhost2: rollout:snapshot on zpool/vhost2") {
 		t.Fatalf("corrupt state: %v", err)
 	}
 
