@@ -77,8 +77,8 @@ func savePaths(ctx context.Context, base, overlay, live string, paths []string, 
 			return nil, fmt.Errorf("etc save: %w", err)
 		}
 		for _, c := range changes {
-			if c.Path == WhiteoutFile {
-				log.Warn("etc save: not saving a live file named like the whiteout list", "path", filepath.Join(live, c.Path))
+			if c.Path == WhiteoutFile || c.Path == MergedFile {
+				log.Warn("etc save: not saving a live file named like rollout's own files in /cfg", "path", filepath.Join(live, c.Path))
 				continue
 			}
 			if c.Kind != Overrides {
@@ -91,8 +91,8 @@ func savePaths(ctx context.Context, base, overlay, live string, paths []string, 
 		if err != nil {
 			return nil, fmt.Errorf("etc save: %w", err)
 		}
-		if c == WhiteoutFile {
-			return nil, fmt.Errorf("etc save: %q is rollout's whiteout list, not a file of /etc", p)
+		if c == WhiteoutFile || c == MergedFile {
+			return nil, fmt.Errorf("etc save: %q is rollout's own file in /cfg, not a file of /etc", p)
 		}
 		set[c] = true
 		for _, ch := range changes {

@@ -121,7 +121,7 @@ func (m *merger) list(rel string, b, o *os.File) ([]*item, error) {
 		byName[e.name] = it
 	}
 	for _, e := range oes {
-		if rel == "" && e.name == WhiteoutFile || strings.HasPrefix(e.name, tempPrefix) {
+		if rel == "" && (e.name == WhiteoutFile || e.name == MergedFile) || strings.HasPrefix(e.name, tempPrefix) {
 			continue
 		}
 		it, ok := byName[e.name]

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/rollout-dev/rollout/etcmerge"
+
 	"github.com/rollout-dev/rollout/proto/command"
 )
 
@@ -42,6 +44,10 @@ type VhostPlan struct {
 	Undo []Step `json:"undo,omitempty"`
 	// Noop says why nothing needs doing (already on the target).
 	Noop string `json:"noop,omitempty"`
+	// Drift: the vhost's /cfg files that override base files the switch changes, not merged
+	// (promote only); Warnings says so for people, or that /cfg could not be checked.
+	Drift    []etcmerge.Drift `json:"drift,omitempty"`
+	Warnings []string         `json:"warnings,omitempty"`
 }
 
 // Plan is a whole command's work.
@@ -72,6 +78,9 @@ func (p *Plan) Print(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "vhost %s: %s -> %s%s\n", v.Vhost, orDash(v.From), v.To, order)
+		for _, s := range v.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", s)
+		}
 		printSteps(w, v.Steps)
 		if len(v.Undo) > 0 {
 			fmt.Fprintf(w, "  if the start or health check fails, back to %s:\n", orDash(v.From))

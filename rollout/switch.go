@@ -22,6 +22,9 @@ import (
 // SwitchOptions are the options of promote and rollback.
 type SwitchOptions struct {
 	Parallel int // vhosts switched at once after the canary
+	// Strict refuses a promote while a vhost's /cfg overrides base files that the new
+	// snapshot changes and that were not merged (rollout etc merge).
+	Strict bool
 }
 
 // PlanPromote plans switching the named vhosts to the prototype snapshot ref ("proto@N").
@@ -47,6 +50,11 @@ func (m *Manager) PlanPromote(ctx context.Context, ref string, names []string, o
 		}
 		p.Checks = append(p.Checks, checks...)
 		p.Vhosts = append(p.Vhosts, vp)
+	}
+	if o.Strict {
+		if err := strictDrift(p); err != nil {
+			return nil, err
+		}
 	}
 	m.addRelease(w, p)
 	return p, nil
@@ -163,6 +171,11 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 		return nil, nil, err
 	}
 	checks = append(checks, fmt.Sprintf("vhost %s: its /etc builds from %s plus its /cfg", v.Name, to))
+	if op == "promote" {
+		if err := m.planDrift(ctx, v, vp); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	j := m.Jail(v)
 	journal := &Journal{Op: op, From: st.Snapshot, To: to, Step: "switch", WasRunning: running}

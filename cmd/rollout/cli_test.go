@@ -320,7 +320,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, c := range append(commands(), etcCommand().Subcommands...) {
 		out, _, code := run(t, "help", c.Name)
-		if c.Name == "init" || c.Name == "cleanup" || c.Name == "diff" || c.Name == "save" {
+		if c.Name == "init" || c.Name == "cleanup" || c.Name == "diff" || c.Name == "save" || c.Name == "merge" {
 			out, _, code = run(t, "help", "etc", c.Name)
 		}
 		if code != 0 || strings.Contains(out, "(default: false)") || strings.Contains(out, " value") {
@@ -335,5 +335,40 @@ func TestHelp(t *testing.T) {
 	}
 	if _, errOut, code := run(t, "help", "frob"); code != 2 || !strings.Contains(errOut, "frob") {
 		t.Errorf("help frob: exit %d, %q", code, errOut)
+	}
+}
+
+// etc diff --against, etc merge and promote --strict: usage errors exit 2 before the config
+// loads; otherwise the command gets as far as zfs (exit 1), in the JSON envelope too.
+func TestEtcDriftCommands(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"etc", "merge", "vhost1"}, "etc merge: needs proto@N"},
+		{[]string{"etc", "merge", "vhost1", "proto@a;b"}, `';'`},
+		{[]string{"etc", "merge", "vhost1", "proto@2", "--resolved"}, "name the FILEs"},
+		{[]string{"etc", "diff", "vhost1", "--against", "proto@x y"}, "--against"},
+		{[]string{"promote", "proto@2", "vhost1", "--strict=maybe"}, "strict"},
+	} {
+		_, errOut, code := run(t, append(c.args, "--config", noConfig)...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", c.args, code, errOut, c.want)
+		}
+	}
+	file, dir := testConfig(t)
+	for _, args := range [][]string{
+		{"etc", "diff", "vhost1", "--against", "proto@2"}, {"etc", "merge", "vhost1", "proto@2"},
+		{"etc", "merge", "-n", "vhost1", "proto@2", "ssh/sshd_config"}, {"etc", "merge", "vhost1", "proto@2", "ssh", "--resolved"},
+		{"promote", "--strict", "proto@2", "vhost1"}, {"promote", "proto@2", "vhost1", "--strict", "-n"},
+	} {
+		out, errOut, code := run(t, append(append([]string{"--json"}, args...), "--config", file)...)
+		env := decodeEnvelope(t, args, out)
+		if code != 1 || env.Exit != 1 || env.OK || !strings.Contains(errOut, testPool) {
+			t.Errorf("%q: exit %d, %+v, stderr %q; want it to reach zfs", args, code, env, errOut)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
+		t.Errorf("etc merge (not a dry run) took no lock: %v", err)
 	}
 }

@@ -281,7 +281,7 @@ func TestShellCompletion(t *testing.T) {
 		{words: []string{"rollout", "-c", cfg, "replicate", "--to", "slave2", "--to", "sx"}, want: []string{"sxb"}},
 		{words: []string{"rollout", "-c", cfg, "etc", "save", ""}, want: []string{"vhost1", "vhost2", "web3"}},
 		{words: []string{"rollout", "-c", cfg, "fstab", "vhost1", ""}, want: nil}, // snapshots: no zfs here
-		{words: []string{"rollout", "etc", ""}, want: []string{"cleanup", "diff", "init", "save"}},
+		{words: []string{"rollout", "etc", ""}, want: []string{"cleanup", "diff", "init", "merge", "save"}},
 		{words: []string{"rollout", "completion", ""}, want: []string{"bash", "zsh"}},
 		{words: []string{"rollout", "promote", "--dry"}, want: []string{"--dry-run"}},
 		{words: []string{"rollout", "status", "--js"}, want: []string{"--json"}},

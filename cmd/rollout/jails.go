@@ -96,10 +96,12 @@ func jailCommands() []*cli.Command {
 			Name:      "promote",
 			Usage:     "switch vhosts to a prototype snapshot and restart them (the first one alone, as a canary)",
 			ArgsUsage: "proto@N VHOST [VHOST...]",
-			Flags:     []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the canary, switch `K` vhosts at a time"}},
+			Flags: []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the canary, switch `K` vhosts at a time"},
+				&cli.BoolFlag{Name: "strict", Usage: "refuse while a vhost's /cfg overrides base files the new snapshot changes and that are not merged (rollout etc merge)", DisableDefaultText: true}},
 			Action: withEnv(atLeast1("parallel"), func(c *cli.Context, e *env, m *rollout.Manager) error {
 				return e.locked(c, func() error {
-					plan, err := m.PlanPromote(c.Context, c.Args().First(), c.Args().Tail(), rollout.SwitchOptions{Parallel: c.Int("parallel")})
+					plan, err := m.PlanPromote(c.Context, c.Args().First(), c.Args().Tail(),
+						rollout.SwitchOptions{Parallel: c.Int("parallel"), Strict: c.Bool("strict")})
 					if err != nil {
 						return err
 					}
@@ -389,10 +391,21 @@ func etcCommand() *cli.Command {
 			},
 			{
 				Name:      "diff",
-				Usage:     "edits in the running jail's /etc that its /cfg lacks (lost at restart), and what /cfg overrides",
+				Usage:     "edits in the running jail's /etc that its /cfg lacks (lost at restart), and what /cfg overrides; with --against, the /cfg files whose base that snapshot changes",
 				ArgsUsage: "VHOST",
-				Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "against", Usage: "list the /cfg files overriding base files that differ between the vhost's snapshot and `proto@N`"}},
+				Action: withEnv(func(c *cli.Context) error {
+					if c.IsSet("against") {
+						if err := checkArg("proto@N", c.String("against")); err != nil {
+							return usagef("etc diff: --against: %v", err)
+						}
+					}
+					return nil
+				}, func(c *cli.Context, e *env, m *rollout.Manager) error {
 					name := c.Args().First()
+					if c.IsSet("against") {
+						return etcDriftAction(c, e, m, name, c.String("against"))
+					}
 					ch, err := m.EtcDiff(c.Context, name)
 					if err != nil {
 						return err
@@ -400,7 +413,7 @@ func etcCommand() *cli.Command {
 					out := []etcOut{}
 					for _, x := range ch {
 						out = append(out, etcOut{Vhost: name, Path: "/etc/" + x.Path, Kind: x.Kind})
-						fmt.Fprintf(e.out, "%-9s /etc/%s\n", x.Kind, x.Path)
+						fmt.Fprintf(e.out, "%-9s %s\n", x.Kind, etcmerge.QuotePath("/etc/"+x.Path))
 					}
 					e.rep.Results = out
 					if len(ch) == 0 {
@@ -416,8 +429,105 @@ func etcCommand() *cli.Command {
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be saved and change nothing", DisableDefaultText: true}},
 				Action:    withEnv(nil, etcSaveAction),
 			},
+			{
+				Name:      "merge",
+				Usage:     "merge the base's changes from the vhost's snapshot to proto@N into the /cfg files that override them (all the drifted files, or the FILEs named)",
+				ArgsUsage: "VHOST proto@N [FILE...]",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print each file's merge as a diff of its /cfg version and change nothing", DisableDefaultText: true},
+					&cli.BoolFlag{Name: "resolved", Usage: "mark the FILEs named as merged with proto@N (after resolving a conflict by hand) without changing them", DisableDefaultText: true}},
+				Action: withEnv(func(c *cli.Context) error {
+					if c.Bool("resolved") && c.NArg() < 3 {
+						return usagef("etc merge --resolved: name the FILEs resolved")
+					}
+					return nil
+				}, etcMergeAction),
+			},
 		},
 	}
+}
+
+// driftOut is one drifted /cfg file in the results of etc diff --against and etc merge.
+type driftOut struct {
+	Vhost   string `json:"vhost"`
+	Path    string `json:"path"`
+	Base    string `json:"base"`            // changed, removed or added: what the base did
+	State   string `json:"state,omitempty"` // etc merge: clean, conflict, unchanged, resolved
+	Reason  string `json:"reason,omitempty"`
+	Written bool   `json:"written,omitempty"`
+}
+
+// etcDriftAction is etc diff --against: one line per drifted file, what the base did and its path.
+func etcDriftAction(c *cli.Context, e *env, m *rollout.Manager, name, ref string) error {
+	from, to, ds, err := m.EtcDrift(c.Context, name, ref)
+	if err != nil {
+		return err
+	}
+	out := []driftOut{}
+	for _, d := range ds {
+		out = append(out, driftOut{Vhost: name, Path: "/etc/" + d.Path, Base: d.Kind})
+		fmt.Fprintf(e.out, "%-9s %s\n", d.Kind, etcmerge.QuotePath("/etc/"+d.Path))
+	}
+	e.rep.Results = out
+	if len(ds) == 0 {
+		fmt.Fprintf(e.msg, "%s: no /cfg file overrides a base file that differs between %s and %s (or all are merged)\n", name, from, to)
+	}
+	return nil
+}
+
+// etcMergePlan is etc merge --dry-run's plan.
+type etcMergePlan struct {
+	Op    string     `json:"op"`
+	From  string     `json:"from"`
+	To    string     `json:"to"`
+	Files []driftOut `json:"files"`
+}
+
+func etcMergeAction(c *cli.Context, e *env, m *rollout.Manager) error {
+	name, ref, files := c.Args().Get(0), c.Args().Get(1), c.Args().Slice()[2:]
+	dry := c.Bool("dry-run")
+	run := func() error {
+		from, to, res, err := m.EtcMerge(c.Context, name, ref, etcmerge.MergeOptions{Paths: files, DryRun: dry, Resolved: c.Bool("resolved")})
+		if from == "" {
+			return err // nothing was looked at
+		}
+		out := []driftOut{}
+		var conflicts []string
+		for _, r := range res {
+			p := "/etc/" + r.Path
+			out = append(out, driftOut{Vhost: name, Path: p, Base: r.Base, State: r.State, Reason: r.Reason, Written: r.Written})
+			line := fmt.Sprintf("%-9s %s", r.State, etcmerge.QuotePath(p))
+			if r.Reason != "" {
+				line += ": " + r.Reason
+			}
+			fmt.Fprintln(e.out, line)
+			if r.State == etcmerge.MergeConflict {
+				conflicts = append(conflicts, etcmerge.QuotePath(p))
+			}
+			if dry && r.Result != nil {
+				d, derr := etcmerge.UnifiedDiff(r.Current, r.Result, "/cfg/"+r.Path, "/cfg/"+r.Path+" merged")
+				if derr != nil {
+					return derr
+				}
+				fmt.Fprint(e.out, d)
+			}
+		}
+		if dry {
+			e.rep.Plan = etcMergePlan{Op: "etc merge " + name + " " + to, From: from, To: to, Files: out}
+			if err == nil && len(conflicts) > 0 {
+				err = fmt.Errorf("vhost %s: etc merge would write nothing: %w in %s", name, etcmerge.ErrConflicts, strings.Join(conflicts, ", "))
+			}
+		} else {
+			e.rep.Results = out
+		}
+		if err == nil && len(res) == 0 {
+			fmt.Fprintf(e.msg, "%s: nothing to merge between %s and %s\n", name, from, to)
+		}
+		return err
+	}
+	if dry {
+		return run()
+	}
+	return e.locked(c, run)
 }
 
 func etcSaveAction(c *cli.Context, e *env, m *rollout.Manager) error {
