@@ -20,15 +20,22 @@ type recorder struct {
 	calls []string
 	out   map[string]string // quoted argv prefix -> stdout
 	fail  map[string]string // quoted argv prefix -> stderr of a failure
+	// hook, if set, runs first; handled: its err is the answer
+	hook func(ctx context.Context, c command.Cmd) (handled bool, err error)
 }
 
 func (r *recorder) Host() string { return "test" }
 
-func (r *recorder) Run(_ context.Context, c command.Cmd) error {
+func (r *recorder) Run(ctx context.Context, c command.Cmd) error {
 	q := command.Quote(c.Argv)
 	r.mu.Lock()
 	r.calls = append(r.calls, q)
 	r.mu.Unlock()
+	if r.hook != nil {
+		if handled, err := r.hook(ctx, c); handled {
+			return err
+		}
+	}
 	for k, v := range r.fail {
 		if strings.HasPrefix(q, k) {
 			return &command.Error{Argv: c.Argv, ExitCode: 1, Stderr: v, Err: errors.New("exit status 1")}

@@ -46,6 +46,7 @@ func (m *Manager) PlanPromote(ctx context.Context, ref string, names []string, o
 		p.Vhosts = append(p.Vhosts, vp)
 	}
 	m.addRelease(ctx, p)
+	p.Finally = append(p.Finally, m.stagingStep())
 	return p, nil
 }
 
@@ -84,6 +85,7 @@ func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o
 		p.Vhosts = append(p.Vhosts, vp)
 	}
 	m.addRelease(ctx, p)
+	p.Finally = append(p.Finally, m.stagingStep())
 	return p, nil
 }
 
@@ -167,8 +169,7 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 	conf := m.confStep(v)
 	stop := m.stopStep(j)
 	start := m.startStep(j)
-	commitStep := Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
-		run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }}
+	commitStep := m.commitStep(v, st, to)
 
 	vp.Steps = []Step{hold, jr, conf}
 	if running {
@@ -193,6 +194,12 @@ func (m *Manager) planVhost(ctx context.Context, op string, v *config.Vhost, tar
 		vp.Undo = append(vp.Undo, m.clearJournalStep(v))
 	}
 	return vp, checks, nil
+}
+
+// commitStep records the switch of v to to and closes its journal (see commitSwitch).
+func (m *Manager) commitStep(v *config.Vhost, st *State, to string) Step {
+	return Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
+		run: func(ctx context.Context) error { return m.commitSwitch(ctx, st, to) }}
 }
 
 func (m *Manager) healthStep(v *config.Vhost) Step {
