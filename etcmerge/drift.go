@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"golang.org/x/sys/unix"
 
@@ -39,7 +38,7 @@ const (
 const MergedFile = ".rollout-merged"
 
 // Drift is one file of /cfg whose base changed. Path is relative to /etc, as found on disk:
-// print it with QuotePath.
+// print it with Escape.
 type Drift struct {
 	Path string `json:"path"`
 	Kind string `json:"base"`
@@ -243,7 +242,7 @@ func openRegular(d *os.File, name string) (*os.File, unix.Stat_t, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()
-		return nil, st, fmt.Errorf("%s: not a regular file (mode %#o)", QuotePath(p), st.Mode)
+		return nil, st, fmt.Errorf("%s: not a regular file (mode %#o)", Escape(p), st.Mode)
 	}
 	return f, st, nil
 }
@@ -328,14 +327,3 @@ func readRootFile(o *os.File, name string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
-// QuotePath is how a path from a tenant's tree is printed: as it is when every character is
-// printable and not a space, quote or backslash; else quoted as Go quotes strings, so that a
-// name cannot carry terminal escapes or pass for two lines or two fields.
-func QuotePath(p string) string {
-	for _, r := range p {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' {
-			return strconv.Quote(p)
-		}
-	}
-	return p
-}

@@ -106,10 +106,10 @@ func Merge(ctx context.Context, oldBase, newBase, overlay string, o MergeOptions
 		}
 		r, err := t.merge(d, o.Labels)
 		if err != nil {
-			return nil, fmt.Errorf("etc merge %s: %w", QuotePath(path.Join(overlay, d.Path)), err)
+			return nil, fmt.Errorf("etc merge %s: %w", Escape(path.Join(overlay, d.Path)), err)
 		}
 		if r.State == MergeConflict {
-			conflicts = append(conflicts, QuotePath(d.Path))
+			conflicts = append(conflicts, Escape(d.Path))
 		}
 		res = append(res, r)
 	}
@@ -127,7 +127,7 @@ func Merge(ctx context.Context, oldBase, newBase, overlay string, o MergeOptions
 				if rerr := writeMerged(t.cfg, record); rerr != nil {
 					err = errors.Join(err, rerr)
 				}
-				return res, fmt.Errorf("etc merge %s: %w", QuotePath(path.Join(overlay, r.Path)), err)
+				return res, fmt.Errorf("etc merge %s: %w", Escape(path.Join(overlay, r.Path)), err)
 			}
 			r.Written = true
 		}
@@ -222,7 +222,7 @@ func readVersion(root *os.File, rel string) ([]byte, bool, error) {
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxMergeSize+1))
 	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", QuotePath(f.Name()), err)
+		return nil, false, fmt.Errorf("read %s: %w", Escape(f.Name()), err)
 	}
 	return b, true, nil
 }

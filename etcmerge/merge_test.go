@@ -203,21 +203,6 @@ func TestListDrift(t *testing.T) {
 	}
 }
 
-func TestQuotePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"ssh/sshd_config": "ssh/sshd_config",
-		"a b":             `"a b"`,
-		"x\x1b[2Jy":       `"x\x1b[2Jy"`,
-		"two\nlines":      `"two\nlines"`,
-		"bad\xffutf8":     `"bad\xffutf8"`,
-		"café":            "café",
-	} {
-		if got := QuotePath(in); got != want {
-			t.Errorf("QuotePath(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestMergeAllOrNothing(t *testing.T) {
 	oldB, newB, cfg := driftTrees(t)
 	ctx := context.Background()

@@ -16,14 +16,22 @@ import (
 // the base's change into /cfg (etcmerge.Merge). /cfg is the vhost's own dataset, mounted only
 // while its jail runs, so a stopped vhost's drift is not checked.
 
+// cfgType is the file system type mounted on the vhost's /cfg ("" when nothing is).
+func (m *Manager) cfgType(ctx context.Context, v *config.Vhost) (string, error) {
+	fstype, mounted, err := m.Host.Mounted(ctx, path.Join(v.Path, "cfg"))
+	if err != nil || !mounted {
+		return "", err
+	}
+	return fstype, nil
+}
+
 // driftTrees gives the /etc of the vhost's snapshot (old base), of the target (new base) and
 // the vhost's /cfg, ready to read; ok is false when /cfg is not mounted (the jail is stopped).
-func (m *Manager) driftTrees(ctx context.Context, v *config.Vhost, from, to string) (oldBase, newBase, overlay string, ok bool, release func(), err error) {
+// cfgType is what is mounted on /cfg (the planners read the mount table once for all vhosts).
+func (m *Manager) driftTrees(ctx context.Context, v *config.Vhost, from, to, cfgType string) (oldBase, newBase, overlay string, ok bool, release func(), err error) {
 	release = func() {}
 	overlay = path.Join(v.Path, "cfg")
-	if fstype, mounted, err := m.Host.Mounted(ctx, overlay); err != nil {
-		return "", "", "", false, release, fmt.Errorf("vhost %s: %w", v.Name, err)
-	} else if !mounted || fstype != "zfs" {
+	if cfgType != "zfs" {
 		return "", "", overlay, false, release, nil
 	}
 	oldBase, relOld, err := m.Host.SnapshotDir(ctx, m.Cfg.Proto.EtcDataset(), m.Cfg.Proto.EtcMountpoint(), snapName(from))
@@ -65,7 +73,11 @@ func (m *Manager) EtcDrift(ctx context.Context, name, ref string) (from, to stri
 	if err != nil {
 		return "", "", nil, err
 	}
-	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to)
+	fstype, err := m.cfgType(ctx, v)
+	if err != nil {
+		return from, to, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to, fstype)
 	if err != nil {
 		return from, to, nil, err
 	}
@@ -87,7 +99,11 @@ func (m *Manager) EtcMerge(ctx context.Context, name, ref string, o etcmerge.Mer
 	if err != nil {
 		return "", "", nil, err
 	}
-	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to)
+	fstype, err := m.cfgType(ctx, v)
+	if err != nil {
+		return from, to, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to, fstype)
 	if err != nil {
 		return from, to, nil, err
 	}
@@ -104,11 +120,11 @@ func (m *Manager) EtcMerge(ctx context.Context, name, ref string, o etcmerge.Mer
 }
 
 // planDrift puts the vhost's drift from its snapshot to the target into its plan.
-func (m *Manager) planDrift(ctx context.Context, v *config.Vhost, vp *VhostPlan) error {
+func (m *Manager) planDrift(ctx context.Context, v *config.Vhost, vp *VhostPlan, cfgType string) error {
 	if vp.From == "" {
 		return nil
 	}
-	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, vp.From, vp.To)
+	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, vp.From, vp.To, cfgType)
 	if err != nil {
 		return err
 	}
@@ -133,7 +149,7 @@ func (m *Manager) planDrift(ctx context.Context, v *config.Vhost, vp *VhostPlan)
 func driftList(ds []etcmerge.Drift) string {
 	s := make([]string, len(ds))
 	for i, d := range ds {
-		s[i] = etcmerge.QuotePath(d.Path) + " (" + d.Kind + ")"
+		s[i] = etcmerge.Escape(d.Path) + " (" + d.Kind + ")"
 	}
 	return strings.Join(s, ", ")
 }

@@ -56,9 +56,15 @@ func driftManager(t *testing.T) (*Manager, *recorder, string) {
 	r := &recorder{out: map[string]string{
 		"/sbin/zfs list -H -o name -t filesystem": "zpool/proto\nzpool/proto/etc\n",
 		"/sbin/zfs list -H -p -t snapshot":        snaps,
-		"/sbin/zfs get":                           "rollout:snapshot\tzpool/proto@1\nrollout:previous\t-\n",
-		"/usr/sbin/jls -j vhost1":                 "1 vhost1 " + v.Path + "\n",
-		"/sbin/mount -p":                          "zpool/vhost1/cfg\t" + filepath.Join(v.Path, "cfg") + "\tzfs\trw\t0 0\n",
+		"/sbin/zfs get -H -p -s local":            "rollout:snapshot\tzpool/proto@1\nrollout:previous\t-\n",
+		"/sbin/zfs get -H -p -r": "zpool/proto\trollout:snapshot\t-\t-\nzpool/proto/etc\trollout:snapshot\t-\t-\n" +
+			"zpool/vhost1\trollout:snapshot\tzpool/proto@1\tlocal\nzpool/vhost1\trollout:previous\t-\t-\n" +
+			"zpool/vhost1/cfg\trollout:snapshot\tzpool/proto@1\tinherited from zpool/vhost1\nzpool/vhost1/var\trollout:snapshot\tzpool/proto@1\tinherited from zpool/vhost1\n" +
+			"zpool/vhost1/home\trollout:snapshot\tzpool/proto@1\tinherited from zpool/vhost1\n",
+		"/usr/sbin/jls jid name":  "1 vhost1\n",
+		"/sbin/zfs holds -H":      "zpool/proto@1\trollout\tThu Nov 26 10:00 2026\n",
+		"/usr/sbin/jls -j vhost1": "1 vhost1 " + v.Path + "\n",
+		"/sbin/mount -p":          "zpool/vhost1/cfg\t" + filepath.Join(v.Path, "cfg") + "\tzfs\trw\t0 0\n",
 	}}
 	m := &Manager{Cfg: cfg, R: r, Host: host.NewFreeBSD(r, quietLog()), Log: quietLog(), Out: &bytes.Buffer{}, Self: "/usr/local/sbin/rollout"}
 	return m, r, filepath.Join(v.Path, "cfg")
@@ -87,7 +93,7 @@ func TestPromotePlanListsDrift(t *testing.T) {
 		t.Fatalf("strict: %v", err)
 	}
 	for _, c := range r.calls {
-		if strings.Contains(c, "/usr/sbin/jail ") || strings.Contains(c, "zfs hold") || strings.Contains(c, "zfs set") {
+		if strings.Contains(c, "/usr/sbin/jail ") || strings.Contains(c, "zfs hold ") || strings.Contains(c, "zfs set") {
 			t.Errorf("--strict refusal ran %q", c)
 		}
 	}

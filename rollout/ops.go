@@ -2,12 +2,18 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/proto"
@@ -82,7 +88,7 @@ func (m *Manager) PlanCreate(ctx context.Context, name, ref string, start bool) 
 		m.confStep(v),
 		{Name: "fstab", Cmds: []string{"write " + fstabPath}, run: func(context.Context) error { return atomicfile.Write(fstabPath, fstab, 0o644) }},
 		{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPending + "=" + none, v.Dataset}),
-			run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }},
+			run: func(ctx context.Context) error { return m.commitSwitch(ctx, st, to) }},
 	}
 	vp.Steps = append(vp.Steps, m.bootStep(v, start))
 	if start {
@@ -148,10 +154,12 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	return p, nil
 }
 
-// orphansStep frees /etc memory disks left by a crash (a jail whose start failed after exec.prestart, or a
-// killed rollout) are found by their label and freed
+// orphansStep frees what a crash left behind (a jail whose start failed after exec.prestart,
+// or a killed rollout): /etc memory disks, found by their label, and staging directories in
+// state_dir.
 func (m *Manager) orphansStep() Step {
-	return Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses"},
+	return Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses",
+		"remove " + filepath.Join(m.Cfg.StateDir, stagingPrefix) + "* left by a killed rollout (" + umountBin + " what is mounted there first)"},
 		run: func(ctx context.Context) error {
 			ids, err := m.Host.OrphanEtc(ctx)
 			if err != nil {
@@ -163,8 +171,111 @@ func (m *Manager) orphansStep() Step {
 				}
 				m.printf("freed orphaned /etc memory disk %s\n", id)
 			}
+			_, err = m.CleanStaging(ctx)
+			return err
+		}}
+}
+
+// stagingStep is CleanStaging at the end of a promote or rollback: what a killed run left is
+// cleaned by the next one. It cannot make the switch fail: a leftover that cannot be removed
+// is reported, and rollout repair reports it again.
+func (m *Manager) stagingStep() Step {
+	return Step{Name: "staging", Cmds: []string{"remove " + filepath.Join(m.Cfg.StateDir, stagingPrefix) + "* left by a killed rollout, if any"},
+		run: func(ctx context.Context) error {
+			if _, err := m.CleanStaging(ctx); err != nil {
+				m.Log.Warn("cannot clean up after a killed rollout", "err", err)
+			}
 			return nil
 		}}
+}
+
+// Staging directories: earlier versions of rollout built a trial /etc in state_dir/etc-trial-VHOST-*
+// (os.MkdirTemp) before each switch, and a run killed with -9 left it there, sometimes with a
+// file system still mounted in it; the next run then failed on it. Nothing stages there now,
+// but what a killed run left must still go.
+const (
+	stagingPrefix = "etc-trial-"
+	// umountBin is FreeBSD's umount(8), by absolute path as every program rollout runs.
+	umountBin = "/sbin/umount"
+	// maxStacked bounds the unmounts of one directory: mounts may be stacked, but not forever.
+	maxStacked = 16
+)
+
+// CleanStaging removes the staging directories a killed rollout left in state_dir, after
+// unmounting whatever is mounted in them, and returns what it removed. Only names rollout
+// makes are touched, and no symbolic link is followed: a link is removed, not its target.
+func (m *Manager) CleanStaging(ctx context.Context) ([]string, error) {
+	d, err := os.OpenFile(m.Cfg.StateDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", m.Cfg.StateDir, err)
+	}
+	sort.Strings(names)
+	var removed []string
+	var errs []error
+	for _, n := range names {
+		if !strings.HasPrefix(n, stagingPrefix) {
+			continue
+		}
+		p := filepath.Join(m.Cfg.StateDir, n)
+		if err := m.removeStaging(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("leftover %s: %w", p, err))
+			continue
+		}
+		m.printf("removed %s, left by a killed rollout\n", p)
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeStaging removes p and what is below it, unmounting each directory that is a mount
+// point before looking inside (so nothing on a mounted file system is removed).
+func (m *Manager) removeStaging(ctx context.Context, p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return os.Remove(p) // a file, or a symbolic link itself
+	}
+	for i := 0; ; i++ {
+		_, mounted, err := m.Host.Mounted(ctx, p)
+		if err != nil {
+			return err
+		}
+		if !mounted {
+			break
+		}
+		if i == maxStacked {
+			return fmt.Errorf("%s: still mounted after %d unmounts", p, i)
+		}
+		// never forced: a busy mount is reported, and repair tries again
+		if err := m.R.Run(ctx, command.Cmd{Argv: []string{umountBin, p}}); err != nil {
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+	}
+	d, err := os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := m.removeStaging(ctx, filepath.Join(p, n)); err != nil {
+			return err
+		}
+	}
+	return os.Remove(p)
 }
 
 // WriteFstab regenerates v's fstab (and jail configuration) from the state on its dataset: the
@@ -480,7 +591,7 @@ func (m *Manager) unsavedEtc(ctx context.Context, out []VhostStatus) {
 			}
 			for _, c := range ch {
 				if c.Kind != etcmerge.Overrides {
-					out[i].UnsavedEtc = append(out[i].UnsavedEtc, c.Kind+" "+c.Path)
+					out[i].UnsavedEtc = append(out[i].UnsavedEtc, c.Kind+" "+etcmerge.Escape(c.Path))
 				}
 			}
 		}()

@@ -21,15 +21,22 @@ type recorder struct {
 	out   map[string]string // quoted argv prefix -> stdout
 	fail  map[string]string // quoted argv prefix -> stderr of a failure
 	errs  map[string]error  // quoted argv prefix -> the error itself (a program that did not start)
+	// hook, if set, runs first; handled: its err is the answer
+	hook func(ctx context.Context, c command.Cmd) (handled bool, err error)
 }
 
 func (r *recorder) Host() string { return "test" }
 
-func (r *recorder) Run(_ context.Context, c command.Cmd) error {
+func (r *recorder) Run(ctx context.Context, c command.Cmd) error {
 	q := command.Quote(c.Argv)
 	r.mu.Lock()
 	r.calls = append(r.calls, q)
 	r.mu.Unlock()
+	if r.hook != nil {
+		if handled, err := r.hook(ctx, c); handled {
+			return err
+		}
+	}
 	for k, err := range r.errs {
 		if strings.HasPrefix(q, k) {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
@@ -146,6 +147,34 @@ func commit(ctx context.Context, r command.Runner, st *State, to string) error {
 		props[propHistory] = orNone(strings.Join(hist, ","))
 	}
 	return zfs.SetProps(ctx, r, st.Dataset, props)
+}
+
+// commitTimeout bounds a commit that no longer listens to the command's context: long enough
+// for a zfs set to wait out a slow transaction group sync, short enough not to hang forever.
+const commitTimeout = 2 * time.Minute
+
+// commitSwitch is the last step of a switch: commit, whatever happens to ctx. A SIGINT or
+// SIGTERM that arrived while zfs set waited for the txg sync would kill zfs after the kernel
+// had already made the change; the undo would then put the jail back on the old snapshot
+// while the properties name the new one. So the commit runs detached from ctx, with its own
+// deadline, and a commit that reports failure is checked by reading the properties again:
+// if they name the new snapshot with no journal, it was committed.
+func (m *Manager) commitSwitch(ctx context.Context, st *State, to string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	err := commit(ctx, m.R, st, to)
+	if err == nil {
+		return nil
+	}
+	now, lerr := LoadState(ctx, m.R, st.Vhost, st.Dataset)
+	if lerr != nil {
+		return fmt.Errorf("%w (reading %s again to see whether the commit happened: %v)", err, st.Dataset, lerr)
+	}
+	if now.Pending == nil && now.Snapshot == to {
+		m.Log.Warn("zfs set reported a failure but the commit happened", "vhost", st.Vhost, "dataset", st.Dataset, "snapshot", to, "err", err)
+		return nil
+	}
+	return err
 }
 
 func orNone(s string) string {

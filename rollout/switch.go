@@ -172,7 +172,7 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 	}
 	checks = append(checks, fmt.Sprintf("vhost %s: its /etc builds from %s plus its /cfg", v.Name, to))
 	if op == "promote" {
-		if err := m.planDrift(ctx, v, vp); err != nil {
+		if err := m.planDrift(ctx, v, vp, w.mounts[path.Join(v.Path, "cfg")]); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -186,8 +186,7 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 	conf := m.confStep(v)
 	stop := m.stopStep(j)
 	start := m.startStep(j)
-	commitStep := Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
-		run: func(ctx context.Context) error { return commit(ctx, m.R, st, to) }}
+	commitStep := m.commitStep(v, st, to)
 
 	vp.Steps = []Step{hold, jr, conf}
 	if running {
@@ -212,6 +211,12 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 		vp.Undo = append(vp.Undo, m.clearJournalStep(v))
 	}
 	return vp, checks, nil
+}
+
+// commitStep records the switch of v to to and closes its journal (see commitSwitch).
+func (m *Manager) commitStep(v *config.Vhost, st *State, to string) Step {
+	return Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPrevious + "=" + orNone(st.Snapshot), propPending + "=" + none, v.Dataset}),
+		run: func(ctx context.Context) error { return m.commitSwitch(ctx, st, to) }}
 }
 
 func (m *Manager) healthStep(v *config.Vhost) Step {

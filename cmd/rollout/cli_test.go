@@ -372,3 +372,27 @@ func TestEtcDriftCommands(t *testing.T) {
 		t.Errorf("etc merge (not a dry run) took no lock: %v", err)
 	}
 }
+
+// Issue 8, finding 1: snapshot, etc save and replicate took no lock, so they could run during
+// a promote or a prune (which could destroy the snapshot being sent). Their dry runs take none.
+func TestLockedCommandsRefuseWhileLockHeld(t *testing.T) {
+	file, dir := testConfig(t)
+	l, err := rollout.AcquireLock(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	for _, args := range [][]string{{"snapshot"}, {"snapshot", "--name", "x"}, {"etc", "save", "vhost1"}, {"etc", "save", "vhost1", "hosts"},
+		{"replicate", "--to", "slave1"}, {"replicate", "--all", "proto@1"}, {"promote", "proto@2", "vhost1"}} {
+		_, errOut, code := run(t, append(args, "--config", file)...)
+		if code != 1 || !strings.Contains(errOut, "another rollout is running") {
+			t.Errorf("%q while the lock is held: exit %d, %q; want it refused", args, code, errOut)
+		}
+	}
+	for _, args := range [][]string{{"snapshot", "-n"}, {"etc", "save", "vhost1", "-n"}, {"replicate", "--to", "slave1", "-n"}} {
+		_, errOut, _ := run(t, append(args, "--config", file)...)
+		if strings.Contains(errOut, "another rollout is running") {
+			t.Errorf("%q: a dry run waited for the lock: %q", args, errOut)
+		}
+	}
+}

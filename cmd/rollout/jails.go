@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -410,12 +411,7 @@ func etcCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					out := []etcOut{}
-					for _, x := range ch {
-						out = append(out, etcOut{Vhost: name, Path: "/etc/" + x.Path, Kind: x.Kind})
-						fmt.Fprintf(e.out, "%-9s %s\n", x.Kind, etcmerge.QuotePath("/etc/"+x.Path))
-					}
-					e.rep.Results = out
+					e.rep.Results = printEtcDiff(e.out, name, ch)
 					if len(ch) == 0 {
 						fmt.Fprintf(e.msg, "%s: /etc is as the snapshot and /cfg make it\n", name)
 					}
@@ -465,7 +461,7 @@ func etcDriftAction(c *cli.Context, e *env, m *rollout.Manager, name, ref string
 	out := []driftOut{}
 	for _, d := range ds {
 		out = append(out, driftOut{Vhost: name, Path: "/etc/" + d.Path, Base: d.Kind})
-		fmt.Fprintf(e.out, "%-9s %s\n", d.Kind, etcmerge.QuotePath("/etc/"+d.Path))
+		fmt.Fprintf(e.out, "%-9s %s\n", d.Kind, etcmerge.Escape("/etc/"+d.Path))
 	}
 	e.rep.Results = out
 	if len(ds) == 0 {
@@ -495,13 +491,13 @@ func etcMergeAction(c *cli.Context, e *env, m *rollout.Manager) error {
 		for _, r := range res {
 			p := "/etc/" + r.Path
 			out = append(out, driftOut{Vhost: name, Path: p, Base: r.Base, State: r.State, Reason: r.Reason, Written: r.Written})
-			line := fmt.Sprintf("%-9s %s", r.State, etcmerge.QuotePath(p))
+			line := fmt.Sprintf("%-9s %s", r.State, etcmerge.Escape(p))
 			if r.Reason != "" {
 				line += ": " + r.Reason
 			}
 			fmt.Fprintln(e.out, line)
 			if r.State == etcmerge.MergeConflict {
-				conflicts = append(conflicts, etcmerge.QuotePath(p))
+				conflicts = append(conflicts, etcmerge.Escape(p))
 			}
 			if dry && r.Result != nil {
 				d, derr := etcmerge.UnifiedDiff(r.Current, r.Result, "/cfg/"+r.Path, "/cfg/"+r.Path+" merged")
@@ -542,8 +538,9 @@ func etcSaveAction(c *cli.Context, e *env, m *rollout.Manager) error {
 			if x.Kind == etcmerge.Overrides || !underAny(x.Path, files) {
 				continue
 			}
-			plan.Files = append(plan.Files, etcOut{Vhost: name, Path: "/etc/" + x.Path, Kind: x.Kind})
-			fmt.Fprintf(e.out, "would save %-9s /etc/%s\n", x.Kind, x.Path)
+			p := etcPath(x.Path)
+			plan.Files = append(plan.Files, etcOut{Vhost: name, Path: p, Kind: x.Kind})
+			fmt.Fprintf(e.out, "would save %-9s %s\n", x.Kind, p)
 		}
 		if len(plan.Files) == 0 {
 			fmt.Fprintf(e.out, "%s: nothing to save\n", name)
@@ -551,18 +548,38 @@ func etcSaveAction(c *cli.Context, e *env, m *rollout.Manager) error {
 		e.rep.Plan = plan
 		return nil
 	}
-	saved, err := m.EtcSave(c.Context, name, files)
-	out := []etcOut{}
-	for _, s := range saved {
-		out = append(out, etcOut{Vhost: name, Path: "/etc/" + s, Saved: true})
-		fmt.Fprintf(e.msg, "saved /etc/%s\n", s)
-	}
-	e.rep.Results = out
-	if err == nil && len(saved) == 0 {
-		fmt.Fprintf(e.msg, "%s: nothing to save\n", name)
-	}
-	return partly(err, len(saved) > 0)
+	return e.locked(c, func() error {
+		saved, err := m.EtcSave(c.Context, name, files)
+		out := []etcOut{}
+		for _, s := range saved {
+			p := etcPath(s)
+			out = append(out, etcOut{Vhost: name, Path: p, Saved: true})
+			fmt.Fprintf(e.msg, "saved %s\n", p)
+		}
+		e.rep.Results = out
+		if err == nil && len(saved) == 0 {
+			fmt.Fprintf(e.msg, "%s: nothing to save\n", name)
+		}
+		return partly(err, len(saved) > 0)
+	})
 }
+
+// printEtcDiff prints etc diff's lines and returns its results.
+func printEtcDiff(w io.Writer, vhost string, ch []etcmerge.Change) []etcOut {
+	out := []etcOut{}
+	for _, x := range ch {
+		p := etcPath(x.Path)
+		out = append(out, etcOut{Vhost: vhost, Path: p, Kind: x.Kind})
+		fmt.Fprintf(w, "%-9s %s\n", x.Kind, p)
+	}
+	return out
+}
+
+// etcPath is how a path below a jail's /etc is printed, in the text and in the JSON alike: the
+// names are the tenant's, so they are escaped (etcmerge.Escape). JSON would escape control
+// characters itself, but it turns bytes that are not UTF-8 into U+FFFD, so that two names
+// could print the same.
+func etcPath(rel string) string { return "/etc/" + etcmerge.Escape(rel) }
 
 // etcSavePlan is etc save --dry-run's plan.
 type etcSavePlan struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/rollout/config"
 	"github.com/rollout-dev/rollout/rollout/failpoint"
@@ -79,8 +80,14 @@ func codeOf(err error) int {
 	return exitFailed
 }
 
+// oneLine is err on one line. Errors can carry names a tenant chose (a file in a jail's
+// /etc): a line with anything a terminal would act on is escaped as etcmerge.Escape does.
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	s := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	if etcmerge.NeedsEscape(strings.ReplaceAll(s, `\`, "")) {
+		s = etcmerge.Escape(s)
+	}
+	return s
 }
 
 type usageError struct{ msg string }

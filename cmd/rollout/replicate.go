@@ -65,7 +65,11 @@ func replicateCommand() *cli.Command {
 				}
 				sort.Strings(names)
 			}
-			return e.replicate(c.Context, names, c.Args().First(), bw, c.Bool("force"), c.Bool("dry-run"))
+			// a replication and a prune (or a snapshot) must not run at once: prune could
+			// destroy the snapshot being sent
+			return e.locked(c, func() error {
+				return e.replicate(c.Context, names, c.Args().First(), bw, c.Bool("force"), c.Bool("dry-run"))
+			})
 		},
 	}
 }

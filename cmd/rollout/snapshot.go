@@ -65,13 +65,15 @@ func snapshotCommand() *cli.Command {
 				fmt.Fprintf(e.out, "plan: snapshot %s\n  %s\n", full, plan.Commands[0])
 				return nil
 			}
-			v, err := p.Create(c.Context, name)
-			if err != nil {
-				return err
-			}
-			e.rep.Results = []versionOut{versionJSON(v)}
-			fmt.Fprintf(e.msg, "created %s on %d datasets (guid %d, createtxg %d)\n", v.FullName(), v.Datasets, v.GUID, v.CreateTXG)
-			return nil
+			return e.locked(c, func() error {
+				v, err := p.Create(c.Context, name)
+				if err != nil {
+					return err
+				}
+				e.rep.Results = []versionOut{versionJSON(v)}
+				fmt.Fprintf(e.msg, "created %s on %d datasets (guid %d, createtxg %d)\n", v.FullName(), v.Datasets, v.GUID, v.CreateTXG)
+				return nil
+			})
 		},
 	}
 }

@@ -171,7 +171,12 @@ func Parse(file string, data []byte) (*Config, error) {
 	fail := func(err error) error {
 		var ve *valueError
 		if errors.As(err, &ve) {
-			return &Error{File: file, Line: lines[ve.key], Msg: ve.msg}
+			// a defaulted value has no line of its own: its table's line (vhost.a for vhost.a.path)
+			key := ve.key
+			for lines[key] == 0 && strings.Contains(key, ".") {
+				key = key[:strings.LastIndex(key, ".")]
+			}
+			return &Error{File: file, Line: lines[key], Msg: ve.msg}
 		}
 		return &Error{File: file, Msg: err.Error()}
 	}
@@ -414,11 +419,16 @@ func (c *Config) check() error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	paths := map[string]string{c.Proto.Mountpoint: "proto"}
+	var seen []*Vhost
 	for _, n := range names {
-		if err := c.checkVhost(c.Vhosts[n], paths); err != nil {
+		v := c.Vhosts[n]
+		if err := c.checkVhost(v); err != nil {
 			return err
 		}
+		if err := c.checkOverlap(v, seen); err != nil {
+			return err
+		}
+		seen = append(seen, v)
 	}
 	for n, s := range c.Slaves {
 		k := "slave." + n
@@ -457,7 +467,47 @@ func (c *Config) check() error {
 	return nil
 }
 
-func (c *Config) checkVhost(v *Vhost, paths map[string]string) error {
+// checkOverlap refuses a vhost whose jail path or dataset overlaps the prototype's or an
+// earlier vhost's (others). Nested jail paths would mount one jail's fstab inside another's
+// root (and a stop of the outer jail unmounts everything below its path); a vhost under the
+// prototype's mountpoint would hide the prototype; nested or shared datasets share state
+// properties and children, so one vhost's switch would rewrite the other's state.
+func (c *Config) checkOverlap(v *Vhost, others []*Vhost) error {
+	k := "vhost." + v.Name
+	switch {
+	case v.Path == c.Proto.Mountpoint:
+		return bad(k+".path", "%q is the prototype's mountpoint (proto.mountpoint)", v.Path)
+	case within(v.Path, c.Proto.Mountpoint):
+		return bad(k+".path", "%q is inside the prototype's mountpoint %q (proto.mountpoint)", v.Path, c.Proto.Mountpoint)
+	case within(c.Proto.Mountpoint, v.Path):
+		return bad(k+".path", "%q contains the prototype's mountpoint %q (proto.mountpoint)", v.Path, c.Proto.Mountpoint)
+	}
+	for _, o := range others {
+		switch {
+		case v.Path == o.Path:
+			return bad(k+".path", "%q is already used by %s", v.Path, o.Name)
+		case within(v.Path, o.Path):
+			return bad(k+".path", "%q is inside vhost %s's path %q", v.Path, o.Name, o.Path)
+		case within(o.Path, v.Path):
+			return bad(k+".path", "%q contains vhost %s's path %q", v.Path, o.Name, o.Path)
+		case v.Dataset == o.Dataset:
+			return bad(k+".dataset", "%q is already vhost %s's dataset", v.Dataset, o.Name)
+		case within(v.Dataset, o.Dataset):
+			return bad(k+".dataset", "%q is inside vhost %s's dataset %q", v.Dataset, o.Name, o.Dataset)
+		case within(o.Dataset, v.Dataset):
+			return bad(k+".dataset", "%q contains vhost %s's dataset %q", v.Dataset, o.Name, o.Dataset)
+		}
+	}
+	return nil
+}
+
+// within reports whether p lies strictly below dir, both clean paths or dataset names
+// ('/' separated).
+func within(p, dir string) bool {
+	return p != dir && strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+func (c *Config) checkVhost(v *Vhost) error {
 	k := "vhost." + v.Name
 	// vhost names become jail names, dataset components and file names
 	if err := checkName(k, "vhost name", v.Name); err != nil {
@@ -488,10 +538,6 @@ func (c *Config) checkVhost(v *Vhost, paths map[string]string) error {
 	if err := checkPath(k+".path", v.Path); err != nil {
 		return err
 	}
-	if other, ok := paths[v.Path]; ok {
-		return bad(k+".path", "%q is already used by %s", v.Path, other)
-	}
-	paths[v.Path] = v.Name
 	if err := checkName(k+".hostname", "hostname", v.Hostname); err != nil {
 		return err
 	}

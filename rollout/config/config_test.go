@@ -297,3 +297,39 @@ func TestTypeErrorsInTOMLWords(t *testing.T) {
 		}
 	}
 }
+
+// Issue 8, finding 3: vhosts that overlap were accepted: a shared dataset, nested jail paths, a
+// jail path inside the prototype's mountpoint (or the prototype inside a jail), a dataset inside
+// another vhost's. Each is refused on one line naming both.
+func TestOverlappingVhostsRefused(t *testing.T) {
+	for _, c := range []struct{ name, toml, want string }{
+		{"shared dataset", "[vhost.a]\n[vhost.b]\ndataset = \"zpool/a\"\n",
+			`bad.toml:4: vhost.b.dataset: "zpool/a" is already vhost a's dataset`},
+		{"nested paths", "[vhost.a]\npath = \"/jail/a\"\n[vhost.b]\npath = \"/jail/a/var/b\"\n",
+			`bad.toml:5: vhost.b.path: "/jail/a/var/b" is inside vhost a's path "/jail/a"`},
+		{"nested paths, outer second", "[vhost.a]\npath = \"/jail/b/var/a\"\n[vhost.b]\npath = \"/jail/b\"\n",
+			`bad.toml:5: vhost.b.path: "/jail/b" contains vhost a's path "/jail/b/var/a"`},
+		{"path under the prototype", "[vhost.a]\npath = \"/jail/proto/a\"\n",
+			`bad.toml:3: vhost.a.path: "/jail/proto/a" is inside the prototype's mountpoint "/jail/proto" (proto.mountpoint)`},
+		{"prototype under a path", "[proto]\nmountpoint = \"/jail/a/proto\"\n[vhost.a]\n",
+			`bad.toml:4: vhost.a.path: "/jail/a" contains the prototype's mountpoint "/jail/a/proto" (proto.mountpoint)`},
+		{"path is the prototype's", "[vhost.a]\npath = \"/jail/proto\"\n",
+			`bad.toml:3: vhost.a.path: "/jail/proto" is the prototype's mountpoint`},
+		{"path is /", "[vhost.a]\npath = \"/\"\n", `bad.toml:3: vhost.a.path: "/" contains the prototype's mountpoint`},
+		{"dataset inside another's", "[vhost.a]\n[vhost.b]\ndataset = \"zpool/a/x\"\n",
+			`bad.toml:4: vhost.b.dataset: "zpool/a/x" is inside vhost a's dataset "zpool/a"`},
+		{"dataset containing another's", "[vhost.a]\ndataset = \"zpool/b/a\"\n[vhost.b]\n",
+			`bad.toml:4: vhost.b.dataset: "zpool/b" contains vhost a's dataset "zpool/b/a"`},
+		{"dataset is another's child", "[vhost.a]\n[vhost.b]\ndataset = \"zpool/a/cfg\"\n",
+			`vhost.b.dataset: "zpool/a/cfg" is inside vhost a's dataset "zpool/a"`},
+	} {
+		msg := parseErr(t, c.name, "pool = \"zpool\"\n"+c.toml)
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("%s: error %q, want %q", c.name, msg, c.want)
+		}
+	}
+	// neighbours that only share a name prefix are fine
+	if _, err := Parse("ok.toml", []byte("pool = \"zpool\"\n[vhost.a]\n[vhost.ab]\npath = \"/jail/ab\"\n[vhost.b]\ndataset = \"zpool/ab2\"\npath = \"/jail/proto2\"\n")); err != nil {
+		t.Errorf("vhosts sharing only a name prefix: %v", err)
+	}
+}
