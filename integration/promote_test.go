@@ -44,26 +44,37 @@ type statusJSON struct {
 	Pending      string   `json:"pending"`
 	UnsavedEtc   []string `json:"unsaved_etc"`
 	Held         bool     `json:"held"`
+	Kind         string   `json:"kind"`
+	Attention    []string `json:"attention"`
 }
 
 func (g *guest) status() map[string]statusJSON {
 	g.t.Helper()
 	r := g.rollout("--json", "status")
-	if r.code != 0 {
+	// exit 1 (and ok false) when, and only when, some vhost needs attention
+	if r.code != 0 && r.code != 1 {
 		g.t.Fatalf("status: %+v", r)
 	}
 	// the one JSON shape of every command: {"command", "ok", "exit", "error", "results", "plan"}
 	var rep struct {
 		Command string       `json:"command"`
 		OK      bool         `json:"ok"`
+		Exit    int          `json:"exit"`
 		Results []statusJSON `json:"results"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Command != "status" || !rep.OK {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Command != "status" || rep.OK != (r.code == 0) || rep.Exit != r.code {
 		g.t.Fatalf("status --json: %v: %s", err, r.stdout)
 	}
 	m := map[string]statusJSON{}
+	attention := false
 	for _, s := range rep.Results {
-		m[s.Vhost] = s
+		if s.Kind == "vhost" {
+			m[s.Vhost] = s
+			attention = attention || len(s.Attention) > 0
+		}
+	}
+	if attention != (r.code == 1) {
+		g.t.Fatalf("status exit %d, but attention %v: %s", r.code, attention, r.stdout)
 	}
 	return m
 }

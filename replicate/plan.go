@@ -99,6 +99,10 @@ type Plan struct {
 	Steps          []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
 	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
 	Reasons        []string `json:"reasons,omitempty"`  // why this plan
+	TargetGUID     uint64   `json:"target_guid,string"` // the target's guid on the master
+	// RecordArgv runs here once the slave has the target: rollout:replicated:SLAVE on the
+	// master's prototype. Its time is the planning time; the run writes the time it finished.
+	RecordArgv []string `json:"record,omitempty"`
 	// expect maps each slave snapshot the stream must leave to its guid: checked after the
 	// receive, before readonly and the mount (a receive that ended early can exit 0)
 	expect map[string]uint64
@@ -610,6 +614,9 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	}
 	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil {
 		fmt.Fprintf(b, "%s  %s: /sbin/zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
+	}
+	if p.RecordArgv != nil {
+		fmt.Fprintf(b, "%s  local:  %s\n", indent, command.Quote(p.RecordArgv))
 	}
 	if p.Then != nil {
 		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)

@@ -174,7 +174,36 @@ func (r *Replicator) planSlave(ctx context.Context, m MasterState, s Slave, targ
 	if !st.LockHeld {
 		st.Tokens = r.decodeTokens(ctx, s.Name, st.ResumeTokens)
 	}
-	return MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force})
+	p, err := MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.addRecord(m, p, time.Now()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// addRecord puts the target's guid and the command that records the replication into p (and
+// into the plan after a resume): a plan that sends nothing records nothing.
+func (r *Replicator) addRecord(m MasterState, p *Plan, now time.Time) error {
+	name := strings.TrimPrefix(p.Target, m.Dataset+"@")
+	for _, s := range m.Snapshots {
+		if s.Dataset == m.Dataset && s.Name == name {
+			p.TargetGUID = s.GUID
+		}
+	}
+	if p.Then != nil {
+		if err := r.addRecord(m, p.Then, now); err != nil {
+			return err
+		}
+	}
+	if p.Mode == ModeNone || p.Mode == ModeResume {
+		return nil
+	}
+	argv, err := RecordArgv(r.Dataset, p.Slave, p.Target, p.TargetGUID, now)
+	p.RecordArgv = argv
+	return err
 }
 
 // decodeTokens has the master's zfs say what each resume token names (a dry run), so that the
@@ -347,6 +376,21 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 		}()
 	}
 	wg.Wait()
+
+	// every slave that now has the target: recorded on the master, for rollout status
+	for i := range results {
+		res := &results[i]
+		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed)+len(res.Completed) == 0) {
+			continue
+		}
+		argv, err := RecordArgv(r.Dataset, res.Slave, plans[i].Target, plans[i].TargetGUID, time.Now())
+		if err == nil {
+			err = r.Local.Run(ctx, command.Cmd{Argv: argv})
+		}
+		if err != nil {
+			fail(i, fmt.Errorf("%s: received, but recording it on %s: %w", res.Slave, r.Dataset, err))
+		}
+	}
 	return results, errorOrNil(merr)
 }
 

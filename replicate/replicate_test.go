@@ -68,6 +68,13 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		return nil
 	}
 	h.mu.Lock()
+	if rec := h.outputs["record"]; strings.HasPrefix(line, "/sbin/zfs set 'rollout:replicated:") && rec != "" {
+		h.mu.Unlock()
+		if strings.HasPrefix(rec, "ERR:") {
+			return fail(strings.TrimPrefix(rec, "ERR:"))
+		}
+		return nil
+	}
 	out, ok := h.outputs[line]
 	h.mu.Unlock()
 	if !ok {
@@ -138,6 +145,7 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 		listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
 		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "incremental\t2\tzpool/proto@3\t5243000\nsize\t5243000\n",
 		"/sbin/zfs send -n -v -P -R zpool/proto@3":               "full\tzpool/proto@3\t9000000\nsize\t9000000\n",
+		"record": "yes", // rollout:replicated:SLAVE is set
 	}}
 	s1, s2, s3, bad, fresh := slaveHost("s1", "1", "2"), slaveHost("s2", "1", "2"), slaveHost("s3", "1", "2", "3"), slaveHost("bad", "1", "2"), slaveHost("fresh")
 	bad.failAfter = 2 << 20
@@ -202,6 +210,52 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 	if r := byName["bad"]; !strings.Contains(r.Error, "checksum mismatch") {
 		t.Errorf("bad result %+v", r)
 	}
+	// the master records each slave that received the target, and no other
+	records := map[string]string{}
+	for _, c := range local.commands() {
+		if rest, ok := strings.CutPrefix(c, "/sbin/zfs set 'rollout:replicated:"); ok {
+			slave, val, _ := strings.Cut(rest, "=")
+			records[slave] = val
+		}
+	}
+	if len(records) != 3 || records["s1"] == "" || records["s2"] == "" || records["fresh"] == "" {
+		t.Errorf("records %q, want s1, s2 and fresh", records)
+	}
+	for slave, val := range records {
+		// guid 1004: the third snapshot of snapLines("zpool/proto", 1000, ...)
+		if f := strings.Fields(strings.TrimSuffix(val, "' zpool/proto")); len(f) != 3 || f[1] != "zpool/proto@3" || f[2] != "1004" {
+			t.Errorf("%s: recorded %q, want UNIX-TIME zpool/proto@3 1004 on zpool/proto", slave, val)
+		}
+	}
+}
+
+// A slave whose receive worked but whose replication cannot be recorded on the master fails,
+// naming both; the plan shows the zfs set.
+func TestRunRecordFailure(t *testing.T) {
+	local := &fakeHost{name: "local", failAfter: -1, stream: randomBytes(1000), outputs: map[string]string{
+		"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
+		listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
+		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "size\t1000\n",
+		"record": "ERR:cannot set property for 'zpool/proto': pool is read-only",
+	}}
+	s1 := slaveHost("s1", "1", "2")
+	rep := &Replicator{Local: local, Dataset: "zpool/proto"}
+	plans, err := rep.Plan(context.Background(), []Slave{{Name: "s1", Runner: s1, Pool: "tank"}}, Options{})
+	if err != nil || len(plans) != 1 {
+		t.Fatalf("plan: %v %v", plans, err)
+	}
+	if rec := command.Quote(plans[0].RecordArgv); !strings.HasPrefix(rec, "/sbin/zfs set 'rollout:replicated:s1=") || !strings.HasSuffix(rec, " zpool/proto@3 1004' zpool/proto") ||
+		!strings.Contains(plans[0].String(), "local:  "+rec+"\n") {
+		t.Errorf("plan record %q in\n%s", rec, plans[0].String())
+	}
+	if len(s1.received) != 0 || slices.ContainsFunc(local.commands(), func(c string) bool { return strings.HasPrefix(c, "/sbin/zfs set") }) {
+		t.Errorf("planning received or recorded something")
+	}
+	results, err := rep.Run(context.Background(), []Slave{{Name: "s1", Runner: s1, Pool: "tank"}}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "s1: received, but recording it on zpool/proto: ") || !strings.Contains(err.Error(), "read-only") ||
+		len(results) != 1 || results[0].Error == "" || len(s1.received) != 1 {
+		t.Errorf("results %+v, err %v", results, err)
+	}
 }
 
 func contains(l []string, s string) bool {
@@ -253,6 +307,7 @@ func masterHost(stream []byte) *fakeHost {
 		"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
 		listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
 		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "size\t5243000\n",
+		"record": "ok", // rollout:replicated:SLAVE is set
 	}}
 }
 
@@ -377,5 +432,23 @@ func TestPlanSlaveJournalAndLock(t *testing.T) {
 	h.outputs[command.Quote(lockArgv("/var/db/rollout/lock"))] = "EXIT:127:lockf: not found"
 	if _, err := rep.Plan(context.Background(), slaves, Options{}); err == nil || !strings.Contains(err.Error(), "checking rollout's lock /var/db/rollout/lock") {
 		t.Errorf("lockf missing: %v", err)
+	}
+}
+
+func TestReplicatedProp(t *testing.T) {
+	if p, err := ReplicatedProp("Slave-2.dc1"); err != nil || p != "rollout:replicated:slave-2.dc1" {
+		t.Errorf("ReplicatedProp = %q, %v", p, err)
+	}
+	if _, err := ReplicatedProp(strings.Repeat("s", 240)); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("long name: %v", err)
+	}
+	l, err := ParseReplicated("rollout:replicated:slave2", "1700000000 zpool/proto@5 18446744073709551615")
+	if err != nil || l.Slave != "slave2" || l.Time.Unix() != 1700000000 || l.Snapshot != "zpool/proto@5" || l.GUID != 18446744073709551615 {
+		t.Errorf("parse: %+v %v", l, err)
+	}
+	for _, v := range []string{"", "1700000000 zpool/proto@5", "x zpool/proto@5 1", "1 zpool/proto 1", "1 zpool/proto@5 -1"} {
+		if _, err := ParseReplicated("rollout:replicated:slave2", v); err == nil || !strings.Contains(err.Error(), "rollout:replicated:slave2") {
+			t.Errorf("%q: %v", v, err)
+		}
 	}
 }

@@ -496,6 +496,7 @@ func (m *Manager) PlanShutdown(ctx context.Context) (*Plan, error) {
 
 // VhostStatus is what `rollout status` shows of one vhost.
 type VhostStatus struct {
+	Kind         string   `json:"kind"` // "vhost": status results also list slaves
 	Vhost        string   `json:"vhost"`
 	Dataset      string   `json:"dataset"`
 	Exists       bool     `json:"exists"`
@@ -508,6 +509,31 @@ type VhostStatus struct {
 	Pending      string   `json:"pending"`       // an unfinished operation from the journal
 	UnsavedEtc   []string `json:"unsaved_etc"`   // edits in the live /etc that /cfg lacks
 	Held         bool     `json:"held"`          // its snapshot carries rollout's hold
+	Boot         bool     `json:"boot"`          // rollout:boot: it is to run
+	// Attention lists what an admin must look at (status then exits 1): an unfinished
+	// operation, a snapshot in use without rollout's hold, an fstab problem, a vhost that is
+	// to run but does not, unsaved /etc edits. Empty when all is well.
+	Attention []string `json:"attention"`
+}
+
+// attention fills in s.Attention from the rest of s.
+func (s *VhostStatus) attention() {
+	s.Attention = []string{}
+	if s.Pending != "" {
+		s.Attention = append(s.Attention, "unfinished operation: "+s.Pending+" (rollout repair "+s.Vhost+")")
+	}
+	if s.Snapshot != "" && !s.Held {
+		s.Attention = append(s.Attention, "snapshot "+s.Snapshot+" is not held (zfs hold -r "+proto.HoldTag+" "+s.Snapshot+")")
+	}
+	if s.FstabProblem != "" {
+		s.Attention = append(s.Attention, "fstab "+s.FstabProblem)
+	}
+	if s.Boot && s.Snapshot != "" && !s.Running {
+		s.Attention = append(s.Attention, "not running, but to run (rollout start "+s.Vhost+")")
+	}
+	if len(s.UnsavedEtc) > 0 {
+		s.Attention = append(s.Attention, fmt.Sprintf("%d unsaved /etc edits (rollout etc diff %s)", len(s.UnsavedEtc), s.Vhost))
+	}
 }
 
 // StatusOptions are the options of status.
@@ -535,13 +561,13 @@ func (m *Manager) Status(ctx context.Context, names []string, o StatusOptions) (
 	}
 	out := make([]VhostStatus, 0, len(vs))
 	for _, v := range vs {
-		s := VhostStatus{Vhost: v.Name, Dataset: v.Dataset, Exists: w.Exists(v.Dataset), Running: w.Running(v.Name)}
+		s := VhostStatus{Kind: "vhost", Vhost: v.Name, Dataset: v.Dataset, Exists: w.Exists(v.Dataset), Running: w.Running(v.Name)}
 		if s.Exists {
 			st, err := w.State(v)
 			if err != nil {
 				return nil, err
 			}
-			s.Snapshot, s.Previous, s.History = st.Snapshot, st.Previous, st.History
+			s.Snapshot, s.Previous, s.History, s.Boot = st.Snapshot, st.Previous, st.History, st.Boot
 			if st.Pending != nil {
 				s.Pending = st.Pending.String()
 			}
@@ -566,6 +592,9 @@ func (m *Manager) Status(ctx context.Context, names []string, o StatusOptions) (
 	}
 	if o.Etc {
 		m.unsavedEtc(ctx, out)
+	}
+	for i := range out {
+		out[i].attention()
 	}
 	return out, nil
 }
@@ -604,6 +633,9 @@ type PruneItem struct {
 	Snapshot string `json:"snapshot"`
 	Destroy  bool   `json:"destroy"`
 	Reason   string `json:"reason"`
+	// Destroyed and Error: what happened when it was to be destroyed (not in a dry run).
+	Destroyed bool   `json:"destroyed,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Prune destroys old prototype snapshots beyond the newest keep that no vhost needs and no hold
@@ -644,15 +676,18 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 	if dryRun {
 		return items, nil
 	}
-	for _, it := range items {
+	for i := range items {
+		it := &items[i]
 		if !it.Destroy {
 			continue
 		}
 		_, name, _ := zfs.SplitSnapshot(it.Snapshot)
 		m.Crash.Hit("before", "destroy", name)
 		if err := zfs.DestroySnapshot(ctx, m.R, it.Snapshot, true); err != nil {
+			it.Error = err.Error()
 			return items, err
 		}
+		it.Destroyed = true
 		m.Crash.Hit("after", "destroy", name)
 		m.printf("destroyed %s\n", it.Snapshot)
 	}

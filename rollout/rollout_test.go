@@ -209,3 +209,30 @@ func TestPlanPrint(t *testing.T) {
 		}
 	}
 }
+
+// Each thing status must flag is an attention reason; a vhost that is fine, or stopped on
+// purpose, or not created yet, has none.
+func TestStatusAttentionReasons(t *testing.T) {
+	fine := VhostStatus{Vhost: "v", Snapshot: "zpool/proto@2", Held: true, Running: true, Boot: true, Fstab: "2"}
+	for _, c := range []struct {
+		edit func(*VhostStatus)
+		want string
+	}{
+		{func(*VhostStatus) {}, ""},
+		{func(s *VhostStatus) { s.Running, s.Boot = false, false }, ""},
+		{func(s *VhostStatus) { *s = VhostStatus{Vhost: "v", Boot: true} }, ""},
+		{func(s *VhostStatus) { s.Pending = "op=promote" }, "unfinished operation: op=promote (rollout repair v)"},
+		{func(s *VhostStatus) { s.Held = false }, "snapshot zpool/proto@2 is not held"},
+		{func(s *VhostStatus) { s.FstabProblem = "edited by hand" }, "fstab edited by hand"},
+		{func(s *VhostStatus) { s.Running = false }, "not running, but to run (rollout start v)"},
+		{func(s *VhostStatus) { s.UnsavedEtc = []string{"modified rc.conf", "added x"} }, "2 unsaved /etc edits (rollout etc diff v)"},
+	} {
+		s := fine
+		c.edit(&s)
+		s.attention()
+		got := strings.Join(s.Attention, "; ")
+		if s.Attention == nil || (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%+v: attention %q, want %q", s, got, c.want)
+		}
+	}
+}

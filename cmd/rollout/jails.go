@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,7 +14,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rollout-dev/rollout/etcmerge"
+	"github.com/rollout-dev/rollout/replicate"
 	"github.com/rollout-dev/rollout/rollout"
+	"github.com/rollout-dev/rollout/rollout/audit"
 	"github.com/rollout-dev/rollout/rollout/host"
 )
 
@@ -45,13 +50,20 @@ var dryRunFlag = &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "
 
 // runPlan prints or executes a plan, with the same output rules for every command.
 func (e *env) runPlan(c *cli.Context, m *rollout.Manager, plan *rollout.Plan) error {
-	if c.Bool("dry-run") {
+	return e.execPlan(c.Context, cmdPath(c), c.Bool("dry-run"), m, plan)
+}
+
+// execPlan is runPlan for the command op: a dry run prints the plan, else it is executed and
+// each vhost's outcome goes to syslog.
+func (e *env) execPlan(ctx context.Context, op string, dryRun bool, m *rollout.Manager, plan *rollout.Plan) error {
+	if dryRun {
 		e.rep.Plan = plan
 		plan.Print(e.out)
 		return nil
 	}
-	results, err := m.Execute(c.Context, plan)
+	results, err := m.Execute(ctx, plan)
 	e.rep.Results = results
+	e.recordPlan(op, plan, results, err)
 	done := 0
 	for _, r := range results {
 		if r.OK {
@@ -62,6 +74,31 @@ func (e *env) runPlan(c *cli.Context, m *rollout.Manager, plan *rollout.Plan) er
 		fmt.Fprintf(e.msg, "%s: nothing to do\n", plan.Op)
 	}
 	return partly(err, done > 0)
+}
+
+// recordPlan writes one syslog line per vhost of an executed plan, and one for a failure no
+// vhost's result shows (releasing holds at the end).
+func (e *env) recordPlan(op string, plan *rollout.Plan, results []rollout.VhostResult, err error) {
+	shown := false
+	for i, r := range results {
+		ch := audit.Change{Op: op, Subject: r.Vhost, From: r.From, To: r.To}
+		switch {
+		case r.Skipped:
+			ch.Skipped = r.Error
+		case r.Error != "":
+			ch.Err = errOf(r.Error)
+			if r.RolledBack {
+				ch.Err = fmt.Errorf("%s; back on %s", r.Error, dash(r.From))
+			}
+			shown = true
+		case i < len(plan.Vhosts) && plan.Vhosts[i].Noop != "":
+			ch.Note = "nothing to do: " + plan.Vhosts[i].Noop
+		}
+		e.record(ch)
+	}
+	if err != nil && !shown {
+		e.record(audit.Change{Op: op, Err: err})
+	}
 }
 
 // atLeast1 refuses an int flag below 1.
@@ -150,41 +187,12 @@ func jailCommands() []*cli.Command {
 		},
 		{
 			Name:      "status",
-			Usage:     "each vhost: its snapshot, previous snapshot, running or not, fstab, unsaved /etc edits, unfinished operations",
+			Usage:     "each vhost: its snapshot, previous snapshot, running or not, fstab, unsaved /etc edits, unfinished operations; each slave's last replication; exit 1 when a vhost needs attention",
 			ArgsUsage: "[VHOST...]",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "etc", Usage: "also compare each running vhost's live /etc with what it was built from (unsaved edits)",
 				DisableDefaultText: true}},
 			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				st, err := m.Status(c.Context, c.Args().Slice(), rollout.StatusOptions{Etc: c.Bool("etc")})
-				if err != nil {
-					return err
-				}
-				e.rep.Results = st
-				tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VHOST\tSNAPSHOT\tPREVIOUS\tRUNNING\tFSTAB\tUNSAVED /etc\tNOTES")
-				for _, s := range st {
-					var notes []string
-					if !s.Exists {
-						notes = append(notes, "no dataset "+s.Dataset)
-					}
-					if s.Pending != "" {
-						notes = append(notes, "UNFINISHED: "+s.Pending+" (rollout repair "+s.Vhost+")")
-					}
-					if s.FstabProblem != "" {
-						notes = append(notes, "fstab "+s.FstabProblem)
-					}
-					if s.Snapshot != "" && !s.Held {
-						notes = append(notes, "snapshot not held")
-					}
-					// without --etc nothing was compared: "-", not a count of 0
-					unsaved := "-"
-					if c.Bool("etc") {
-						unsaved = fmt.Sprint(len(s.UnsavedEtc))
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Vhost, dash(s.Snapshot), dash(s.Previous), yesNo(s.Running),
-						dash(atSnap(s.Fstab)), unsaved, strings.Join(notes, "; "))
-				}
-				return tw.Flush()
+				return e.status(c.Context, m, c.Args().Slice(), rollout.StatusOptions{Etc: c.Bool("etc")})
 			}),
 		},
 		{
@@ -225,6 +233,18 @@ func jailCommands() []*cli.Command {
 					if err == nil && destroy == 0 {
 						fmt.Fprintf(e.msg, "nothing to prune: %d snapshots, all kept\n", len(items))
 					}
+					if !dry {
+						shown := false
+						for _, it := range items {
+							if it.Destroyed || it.Error != "" {
+								e.record(audit.Change{Op: "prune", Subject: it.Snapshot, Note: "destroyed", Err: errOf(it.Error)})
+								shown = shown || it.Error != ""
+							}
+						}
+						if err != nil && !shown {
+							e.record(audit.Change{Op: "prune", Err: err})
+						}
+					}
 					return err
 				})
 			}),
@@ -263,6 +283,87 @@ func jailCommands() []*cli.Command {
 			}),
 		etcCommand(),
 	}
+}
+
+// slaveStatus is one slave in the results of rollout status: its last replication as the
+// master recorded it (rollout:replicated:SLAVE on the prototype).
+type slaveStatus struct {
+	Kind       string     `json:"kind"` // "slave"
+	Slave      string     `json:"slave"`
+	Replicated bool       `json:"replicated"` // false: none recorded
+	Time       *time.Time `json:"time,omitempty"`
+	Snapshot   string     `json:"snapshot,omitempty"`
+	GUID       uint64     `json:"guid,omitempty,string"`
+}
+
+// status prints every vhost (and, when none is named, every slave's last replication)
+// and fails when a vhost needs attention, so that cron and monitoring see it by the exit status.
+func (e *env) status(ctx context.Context, m *rollout.Manager, names []string, o rollout.StatusOptions) error {
+	st, err := m.Status(ctx, names, o)
+	if err != nil {
+		return err
+	}
+	var slaves []slaveStatus
+	if len(names) == 0 && len(e.cfg.Slaves) > 0 {
+		last, err := replicate.LastReplications(ctx, e.local, e.cfg.Proto.Dataset)
+		if err != nil {
+			return err
+		}
+		byName := map[string]replicate.LastReplication{}
+		for _, l := range last {
+			byName[l.Slave] = l
+		}
+		for _, n := range slices.Sorted(maps.Keys(e.cfg.Slaves)) {
+			s := slaveStatus{Kind: "slave", Slave: n}
+			if l, ok := byName[strings.ToLower(n)]; ok {
+				t := l.Time
+				s.Replicated, s.Time, s.Snapshot, s.GUID = true, &t, l.Snapshot, l.GUID
+			}
+			slaves = append(slaves, s)
+		}
+	}
+	results := make([]any, 0, len(st)+len(slaves))
+	var attention []string
+	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VHOST\tSNAPSHOT\tPREVIOUS\tRUNNING\tFSTAB\tUNSAVED /etc\tNOTES")
+	for _, s := range st {
+		results = append(results, s)
+		var notes []string
+		if !s.Exists {
+			notes = append(notes, "no dataset "+s.Dataset)
+		}
+		notes = append(notes, s.Attention...)
+		if len(s.Attention) > 0 {
+			attention = append(attention, s.Vhost)
+		}
+		// without --etc nothing was compared: "-", not a count of 0
+		unsaved := "-"
+		if o.Etc {
+			unsaved = fmt.Sprint(len(s.UnsavedEtc))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Vhost, dash(s.Snapshot), dash(s.Previous), yesNo(s.Running),
+			dash(atSnap(s.Fstab)), unsaved, strings.Join(notes, "; "))
+	}
+	if len(slaves) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "SLAVE\tLAST REPLICATION\tSNAPSHOT")
+		for _, s := range slaves {
+			results = append(results, s)
+			when := "never"
+			if s.Time != nil {
+				when = s.Time.Local().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Slave, when, dash(s.Snapshot))
+		}
+	}
+	e.rep.Results = results
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(attention) > 0 {
+		return fmt.Errorf("status: %s: needs attention (see NOTES)", strings.Join(attention, ", "))
+	}
+	return nil
 }
 
 // prunePlan is prune --dry-run's plan: every snapshot and what would happen to it.
@@ -312,6 +413,7 @@ func fstabAction(c *cli.Context, e *env, m *rollout.Manager) error {
 		}
 		return e.locked(c, func() error {
 			snap, err := m.WriteFstab(c.Context, name)
+			e.record(audit.Change{Op: "fstab --write", Subject: v.Name, From: snap, To: snap, Note: "wrote " + file, Err: err})
 			if err != nil {
 				return err
 			}
@@ -550,6 +652,8 @@ func etcSaveAction(c *cli.Context, e *env, m *rollout.Manager) error {
 	}
 	return e.locked(c, func() error {
 		saved, err := m.EtcSave(c.Context, name, files)
+		// how many, not which: file names in a tenant's /etc are the tenant's
+		e.record(audit.Change{Op: "etc save", Subject: name, Note: fmt.Sprintf("%d files saved to its /cfg", len(saved)), Err: err})
 		out := []etcOut{}
 		for _, s := range saved {
 			p := etcPath(s)

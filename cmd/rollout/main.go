@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/rollout/audit"
 	"github.com/rollout-dev/rollout/rollout/config"
 	"github.com/rollout-dev/rollout/rollout/failpoint"
 )
@@ -123,6 +124,9 @@ type report struct {
 
 const reportKey = "rollout.report"
 
+// auditKey in the app's Metadata replaces syslog (tests read what would be written).
+const auditKey = "rollout.audit"
+
 // env is what every command gets: the configuration, where to print, how to run commands.
 type env struct {
 	cfg    *config.Config
@@ -135,6 +139,7 @@ type env struct {
 	local  command.Runner
 	rep    *report
 	crash  *failpoint.Point // the crash tests' failpoint; nil unless ROLLOUT_FAILPOINT is set
+	audit  audit.Writer     // syslog, opened at the first change; see record
 }
 
 // app is the urfave/cli application with rollout's argument handling around it: flags are
@@ -156,7 +161,9 @@ func newApp(stdout, stderr io.Writer) *app {
 		Name:  "rollout",
 		Usage: "upgrade and roll back jails that run on snapshots of a prototype jail",
 		Description: "Flags may come before or after the arguments; -- ends them. Exit status: 0 done,\n" +
-			"1 failed, 2 usage error, 3 partly done (some vhosts or slaves done, others failed).",
+			"1 failed (status: a vhost needs attention), 2 usage error, 3 partly done (some vhosts or\n" +
+			"slaves done, others failed). Every change is also logged to syslog, one line per vhost, slave\n" +
+			"or snapshot.",
 		Version:     version,
 		HideVersion: true, // --version is ours: urfave's -v alias would shadow --verbose
 		Writer:      stdout, ErrWriter: stderr,
@@ -288,7 +295,30 @@ func setup(c *cli.Context) (*env, error) {
 		return nil, err
 	}
 	e.cfg = cfg
+	if w, ok := c.App.Metadata[auditKey].(audit.Writer); ok {
+		e.audit = w
+	}
 	return e, nil
+}
+
+// record writes one change to syslog (unless [log] syslog = false). Syslog is opened at the
+// first change, so commands that change nothing never connect to it.
+func (e *env) record(c audit.Change) {
+	if e.audit == nil {
+		e.audit = audit.Discard{}
+		if e.cfg != nil && e.cfg.Log.Syslog {
+			e.audit = audit.Open(e.log)
+		}
+	}
+	audit.Write(e.audit, c)
+}
+
+// errOf turns an error message kept in a result back into an error, for record.
+func errOf(msg string) error {
+	if msg == "" {
+		return nil
+	}
+	return errors.New(msg)
 }
 
 func printJSON(w io.Writer, v any) error {

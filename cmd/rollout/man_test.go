@@ -76,6 +76,7 @@ func TestManPageCoversEveryConfigKey(t *testing.T) {
 		"Table [proto]":    keys(config.Proto{}),
 		"Table [etc]":      keys(config.Etc{}),
 		"Table [timeouts]": {"start", "stop", "term", "health"}, // a table of strings; see config.rawTimeouts
+		"Table [log]":      keys(config.Log{}),
 		"Tables [vhost.":   keys(config.Vhost{}),
 		"Tables [slave.":   keys(config.Slave{}),
 	}
@@ -93,7 +94,7 @@ func TestManPageCoversEveryConfigKey(t *testing.T) {
 			body = body[:j]
 		}
 		for _, k := range ks {
-			if sec == "Top-level keys" && (k == "proto" || k == "etc" || k == "vhost" || k == "slave") {
+			if sec == "Top-level keys" && (k == "proto" || k == "etc" || k == "log" || k == "vhost" || k == "slave") {
 				continue // the tables
 			}
 			if !regexp.MustCompile(`(?m)^\.It Cm ` + regexp.QuoteMeta(k) + `(\s|$)`).MatchString(body) {

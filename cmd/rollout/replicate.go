@@ -12,6 +12,7 @@ import (
 
 	"github.com/rollout-dev/rollout/replicate"
 	"github.com/rollout-dev/rollout/replicate/sshx"
+	"github.com/rollout-dev/rollout/rollout/audit"
 	"github.com/rollout-dev/rollout/rollout/config"
 )
 
@@ -138,7 +139,12 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 		targets = append(targets, replicate.Slave{Name: s.Name, Runner: conns[i].Runner(), Pool: s.Pool, Bwlimit: rate, StateDir: e.cfg.StateDir})
 	}
 
-	opt := replicate.Options{Target: ref, Force: force}
+	return e.replicateTo(ctx, rep, targets, failed, errs, replicate.Options{Target: ref, Force: force}, dryRun)
+}
+
+// replicateTo plans or runs the replication to the connected slaves (targets); failed are the
+// slaves that could not be reached, errs their errors.
+func (e *env) replicateTo(ctx context.Context, rep *replicate.Replicator, targets []replicate.Slave, failed []replicate.Result, errs []error, opt replicate.Options, dryRun bool) error {
 	if dryRun {
 		plan := replicatePlan{Op: "replicate", Slaves: []*replicate.Plan{}}
 		// each slave planned on its own, so that each failure is reported with its slave
@@ -186,6 +192,20 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 	results = append(results, failed...)
 	e.rep.Results = results
 	done := 0
+	shown := false
+	for _, r := range results {
+		shown = shown || r.Error != ""
+		ch := audit.Change{Op: "replicate", Subject: r.Slave, From: r.Base, To: r.Target, Err: errOf(r.Error)}
+		if r.Mode == replicate.ModeNone && r.Error == "" {
+			ch.Note = "up to date"
+		} else if r.Error == "" {
+			ch.Note = fmt.Sprintf("%s, %s", r.Mode, replicate.HumanBytes(r.Bytes))
+		}
+		e.record(ch)
+	}
+	if err := errors.Join(errs...); err != nil && !shown {
+		e.record(audit.Change{Op: "replicate", Err: err})
+	}
 	for _, r := range results {
 		switch {
 		case r.Error != "":

@@ -11,6 +11,7 @@ import (
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 	"github.com/rollout-dev/rollout/replicate"
+	"github.com/rollout-dev/rollout/rollout/audit"
 )
 
 func (e *env) proto() *proto.Proto { return &proto.Proto{Dataset: e.cfg.Proto.Dataset, R: e.local} }
@@ -68,8 +69,10 @@ func snapshotCommand() *cli.Command {
 			return e.locked(c, func() error {
 				v, err := p.Create(c.Context, name)
 				if err != nil {
+					e.record(audit.Change{Op: "snapshot", Subject: p.Dataset, Err: err})
 					return err
 				}
+				e.record(audit.Change{Op: "snapshot", Subject: v.FullName(), Note: fmt.Sprintf("%d datasets, guid %d", v.Datasets, v.GUID)})
 				e.rep.Results = []versionOut{versionJSON(v)}
 				fmt.Fprintf(e.msg, "created %s on %d datasets (guid %d, createtxg %d)\n", v.FullName(), v.Datasets, v.GUID, v.CreateTXG)
 				return nil

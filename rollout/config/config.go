@@ -7,11 +7,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +37,7 @@ type Config struct {
 	FstabDir string            `toml:"fstab_dir"` // per-vhost fstabs: <fstab_dir>/fstab.<vhost>
 	Proto    Proto             `toml:"proto"`
 	Etc      Etc               `toml:"etc"`
+	Log      Log               `toml:"log"`
 	Vhosts   map[string]*Vhost `toml:"vhost"`
 	Slaves   map[string]*Slave `toml:"slave"`
 
@@ -93,6 +96,13 @@ func (p Proto) EtcMountpoint() string { return path.Join(p.Mountpoint, "etc") }
 type Etc struct {
 	Backend string `toml:"backend"` // "md" (md(4) swap-backed, the default) or "tmpfs"
 	Size    string `toml:"size"`    // "32m"
+}
+
+// Log says where rollout reports what it changed, besides the terminal.
+type Log struct {
+	// Syslog: one line per vhost, slave or snapshot changed, to syslog (facility daemon, tag
+	// rollout). On by default; a host without syslogd is no error.
+	Syslog bool `toml:"syslog"`
 }
 
 // Vhost is one production jail.
@@ -160,6 +170,7 @@ func Load(file string) (*Config, error) {
 // Parse checks data as the contents of file.
 func Parse(file string, data []byte) (*Config, error) {
 	var doc document
+	doc.Log.Syslog = true // a key left out keeps its default
 	d := toml.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&doc); err != nil {
@@ -463,6 +474,15 @@ func (c *Config) check() error {
 		if s.Bwlimit != "" && !validAmount(strings.ToLower(s.Bwlimit)) {
 			return bad(k+".bwlimit", "%q: must be bytes per second such as 50m", s.Bwlimit)
 		}
+	}
+	// a slave's last replication is the ZFS user property rollout:replicated:NAME, and user
+	// property names are lower case
+	lower := map[string]string{}
+	for _, n := range slices.Sorted(maps.Keys(c.Slaves)) {
+		if o, ok := lower[strings.ToLower(n)]; ok {
+			return bad("slave."+n, "differs from slave %q only in case (ZFS property names are lower case)", o)
+		}
+		lower[strings.ToLower(n)] = n
 	}
 	return nil
 }

@@ -333,3 +333,25 @@ func TestOverlappingVhostsRefused(t *testing.T) {
 		t.Errorf("vhosts sharing only a name prefix: %v", err)
 	}
 }
+
+// Syslog is on unless [log] says otherwise; two slaves whose names differ only in case would
+// share one rollout:replicated property and are refused.
+func TestLogAndSlaveCase(t *testing.T) {
+	for _, c := range []struct {
+		toml string
+		want bool
+	}{{"", true}, {"[log]\n", true}, {"[log]\nsyslog = true\n", true}, {"[log]\nsyslog = false\n", false}} {
+		cfg, err := Parse("t.toml", []byte("pool = \"tank\"\n"+c.toml))
+		if err != nil || cfg.Log.Syslog != c.want {
+			t.Errorf("%q: syslog %v, %v; want %v", c.toml, cfg != nil && cfg.Log.Syslog, err, c.want)
+		}
+	}
+	if msg := parseErr(t, "t.toml", "pool = \"tank\"\n[log]\nsyslog = \"no\"\n"); !strings.Contains(msg, "syslog") {
+		t.Errorf("syslog = \"no\": %s", msg)
+	}
+	slave := "address = \"192.0.2.1\"\nidentity = \"/root/.ssh/id\"\n"
+	msg := parseErr(t, "t.toml", "pool = \"tank\"\n[slave.Slave2]\n"+slave+"[slave.slave2]\n"+slave)
+	if !strings.Contains(msg, `slave.slave2: differs from slave "Slave2" only in case`) {
+		t.Errorf("slaves differing in case: %s", msg)
+	}
+}
