@@ -1,0 +1,250 @@
+package integration
+
+// The crash table (README "Crashes"): every mutating command is killed with -9 at every
+// boundary between the steps of its plan, by the failpoints of rollout/failpoint
+// (ROLLOUT_FAILPOINT=before:STEP, which SIGKILLs rollout there), and at the boundaries where a
+// power cut differs from a kill, the guest is reset while rollout is frozen there
+// (ROLLOUT_FAILPOINT=...=pause). After each crash one `rollout repair` (after a power cut:
+// `rollout boot`, as rc.d does, then repair) must leave every vhost on its old or its new
+// snapshot, running if it ran, fstab = state = what the jail runs, rollout's holds exactly on
+// the snapshots in use, no journal, and no leaked /etc disk, mount or file in state_dir.
+
+import (
+	"strings"
+	"testing"
+)
+
+// rolloutAt runs rollout with a failpoint armed and checks that it died there.
+func (g *guest) rolloutAt(point string, args ...string) {
+	g.t.Helper()
+	r := g.run(append([]string{"env", "ROLLOUT_FAILPOINT=" + point, "rollout", "--config", "/usr/local/etc/rollout.toml"}, args...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "failpoint") {
+		g.t.Fatalf("rollout %s with failpoint %s was not killed there: exit %d\n%s%s", strings.Join(args, " "), point, r.code, r.stdout, r.stderr)
+	}
+}
+
+// settled checks the crash table's outcome on every vhost: want maps a vhost to the versions
+// it may be on after the crash and repair ("" for not created), running to whether it must run.
+func (g *guest) settled(cell string, want map[string][]string, running map[string]bool) {
+	g.t.Helper()
+	st := g.status()
+	needed := map[string]bool{}
+	mds := 0
+	for v, allowed := range want {
+		s := st[v]
+		ver := strings.TrimPrefix(s.Snapshot, "zpool/proto@")
+		ok := false
+		for _, a := range allowed {
+			ok = ok || ver == a
+		}
+		if !ok || s.Pending != "" || s.Running != running[v] {
+			g.t.Errorf("%s: %s is %+v; want on one of %v, running=%v, no journal", cell, v, s, allowed, running[v])
+			continue
+		}
+		if ver == "" {
+			continue
+		}
+		needed[s.Snapshot] = true
+		if s.Previous != "" && s.Previous != "-" {
+			needed[s.Previous] = true
+		}
+		if !running[v] {
+			if m := g.must("sh", "-c", "/sbin/mount -p | awk '$2 ~ \"^/jail/"+v+"(/|$)\"' "); m != "" {
+				g.t.Errorf("%s: %s is stopped but mounted:\n%s", cell, v, m)
+			}
+			continue
+		}
+		mds++
+		if s.Fstab != ver || s.FstabProblem != "" || !s.Held {
+			g.t.Errorf("%s: %s: fstab %q (%s), held %v; state says @%s", cell, v, s.Fstab, s.FstabProblem, s.Held, ver)
+		}
+		if got := g.jailVersion(v); got != ver {
+			g.t.Errorf("%s: %s runs @%s, its state says @%s", cell, v, got, ver)
+		}
+	}
+	// rollout's holds: exactly on the snapshots a vhost runs on or would roll back to
+	held := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(g.sh(`for s in $(zfs list -H -t snapshot -o name -d 1 zpool/proto); do zfs holds -H "$s"; done`)), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "rollout" {
+			held[f[0]] = true
+		}
+	}
+	for s := range needed {
+		if !held[s] {
+			g.t.Errorf("%s: %s is in use and not held", cell, s)
+		}
+	}
+	for s := range held {
+		if !needed[s] {
+			g.t.Errorf("%s: %s is held and no vhost needs it", cell, s)
+		}
+	}
+	if n := strings.Count(g.must("/sbin/mdconfig", "-l", "-v"), "rollout:"); n != mds {
+		g.t.Errorf("%s: %d /etc disks for %d running vhosts", cell, n, mds)
+	}
+	var extra []string
+	for _, f := range strings.Fields(g.sh(`ls -A /var/run/rollout 2>/dev/null || true`)) {
+		if f != "lock" && !(strings.HasPrefix(f, "etc-") && strings.HasSuffix(f, ".json")) {
+			extra = append(extra, f)
+		}
+	}
+	if len(extra) > 0 {
+		g.t.Errorf("%s: left in state_dir: %v", cell, extra)
+	}
+}
+
+func other(v string) string {
+	if v == "1" {
+		return "2"
+	}
+	return "1"
+}
+
+// version is the snapshot version a vhost's state names ("" when it has none).
+func (g *guest) version(vhost string) string {
+	g.t.Helper()
+	return strings.TrimPrefix(g.status()[vhost].Snapshot, "zpool/proto@")
+}
+
+// the boundaries of a switch of a running vhost with a health check, in plan order; after the
+// last vhost step comes the plan's finally (release), which has no vhost
+var switchPoints = []string{"before:hold@vhost1", "before:journal@vhost1", "before:conf@vhost1",
+	"before:stop@vhost1", "before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1",
+	"before:commit@vhost1", "before:release", "after:release"}
+
+// TestCrashTableKill: promote and rollback (every boundary, the undo's included), repair
+// itself, start, stop, create and prune, each killed with -9, then one repair.
+func TestCrashTableKill(t *testing.T) {
+	g := setUpVhosts(t)
+	g.snapshot2()
+	g.writeFile("/usr/local/etc/rollout.toml", jailConfig+"\n[vhost.vhost3]\nhostname = \"vhost3.domain.local\"\n")
+	all := map[string]bool{"vhost1": true, "vhost2": true}
+	vhost2 := g.jailPids("vhost2")
+	cur := "1"
+	check := func(cell string, v1 []string, running map[string]bool) {
+		t.Helper()
+		g.mustRollout("repair")
+		g.settled(cell, map[string][]string{"vhost1": v1, "vhost2": {"1"}, "vhost3": {""}}, running)
+		cur = g.version("vhost1")
+	}
+	for _, point := range switchPoints {
+		to := other(cur)
+		g.rolloutAt(point, "promote", "proto@"+to, "vhost1")
+		check("promote "+point, []string{cur, to}, all)
+	}
+	for _, point := range []string{"before:stop@vhost1", "before:start@vhost1", "before:commit@vhost1"} {
+		if g.status()["vhost1"].Previous == "" {
+			g.mustRollout("promote", "proto@"+other(cur), "vhost1")
+			cur = g.version("vhost1")
+		}
+		from := cur
+		g.rolloutAt(point, "rollback", "vhost1")
+		check("rollback "+point, []string{from, other(from)}, all)
+	}
+
+	// the undo after a failed health check: @3 is unhealthy
+	g.sh(`echo unhealthy > /jail/proto/VERSION`)
+	g.mustRollout("snapshot")
+	for _, point := range []string{"before:undo-stop@vhost1", "before:undo-fstab@vhost1", "before:undo-start@vhost1",
+		"before:undo-journal@vhost1", "after:undo-journal@vhost1"} {
+		from := cur
+		g.rolloutAt(point, "promote", "proto@3", "vhost1")
+		check("promote, failed health, "+point, []string{from}, all)
+	}
+
+	// repair itself, killed while it restarts vhost1 on its committed snapshot
+	for _, point := range []string{"before:start@vhost1", "before:journal@vhost1", "before:orphans"} {
+		from := cur
+		g.rolloutAt("before:fstab@vhost1", "promote", "proto@"+other(from), "vhost1")
+		g.rolloutAt(point, "repair")
+		check("repair "+point, []string{from}, all)
+	}
+
+	// stop and start
+	for _, point := range []string{"before:stop@vhost1", "before:boot@vhost1", "after:boot@vhost1"} {
+		g.rolloutAt(point, "stop", "vhost1")
+		g.mustRollout("repair")
+		r := g.status()["vhost1"].Running
+		g.settled("stop "+point, map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {""}},
+			map[string]bool{"vhost1": r, "vhost2": true})
+		if r && point != "before:stop@vhost1" {
+			t.Errorf("stop %s: vhost1 still runs after its stop step", point)
+		}
+		g.mustRollout("start", "vhost1")
+	}
+	g.mustRollout("stop", "vhost1")
+	for _, point := range []string{"before:conf@vhost1", "before:fstab@vhost1", "before:start@vhost1", "after:start@vhost1"} {
+		g.rolloutAt(point, "start", "vhost1")
+		g.mustRollout("repair")
+		r := g.status()["vhost1"].Running
+		g.settled("start "+point, map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {""}},
+			map[string]bool{"vhost1": r, "vhost2": true})
+		g.mustRollout("stop", "vhost1")
+	}
+	g.mustRollout("start", "vhost1")
+
+	// create: killed at each boundary, the vhost either does not exist yet or exists on @2;
+	// the next create (or start) finishes it
+	for _, point := range []string{"after:datasets@vhost3", "after:hold@vhost3", "after:conf@vhost3",
+		"after:fstab@vhost3", "after:commit@vhost3", "after:boot@vhost3", "after:start@vhost3"} {
+		g.rolloutAt(point, "create", "vhost3", "proto@2")
+		g.mustRollout("repair")
+		s := g.status()["vhost3"]
+		g.settled("create "+point, map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {"", "2"}},
+			map[string]bool{"vhost1": true, "vhost2": true, "vhost3": s.Running})
+		if s.Snapshot == "" {
+			g.mustRollout("create", "vhost3", "proto@2")
+		} else if !s.Running {
+			g.mustRollout("start", "vhost3")
+		}
+		g.settled("create "+point+", then again", map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {"2"}},
+			map[string]bool{"vhost1": true, "vhost2": true, "vhost3": true})
+		// gone again for the next cell
+		g.mustRollout("stop", "vhost3")
+		g.sh(`zfs release -r rollout zpool/proto@2 2>/dev/null || true; zfs destroy -r zpool/vhost3; rm -f /etc/fstab.vhost3 /etc/jail.conf.d/vhost3.conf`)
+		g.mustRollout("repair") // puts back the holds the vhosts need
+	}
+
+	// prune: killed between two destroys; the next prune finishes
+	for _, n := range []string{"4", "5"} {
+		g.sh(`echo ` + n + ` > /jail/proto/VERSION`)
+		g.mustRollout("snapshot")
+	}
+	g.rolloutAt("after:destroy", "prune", "--keep", "1")
+	g.mustRollout("repair")
+	g.mustRollout("prune", "--keep", "1")
+	left := strings.Fields(g.must("zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", "zpool/proto"))
+	g.settled("prune after:destroy", map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {""}}, all)
+	if len(left) < 2 || len(left) > 4 || left[len(left)-1] != "zpool/proto@5" {
+		t.Errorf("after the crashed and the repeated prune: %v", left)
+	}
+
+	if g.jailPids("vhost2") != vhost2 {
+		t.Error("the crashes or repairs of vhost1 restarted vhost2")
+	}
+}
+
+// TestCrashTablePowerCut: the boundaries of promote where a power cut differs from a kill
+// (the jail stopped, the new one started, committed but holds not yet released): rollout is
+// frozen there and the guest reset; at boot rc.d runs `rollout boot`, then one repair.
+func TestCrashTablePowerCut(t *testing.T) {
+	g := setUpVhosts(t)
+	g.snapshot2()
+	cur := "1"
+	for _, point := range []string{"before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1", "before:release"} {
+		to := other(cur)
+		g.sh(`cd / && setsid -f env ROLLOUT_FAILPOINT=` + point + `=pause /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@` + to + ` vhost1 </dev/null >/tmp/promote.log 2>&1
+for i in $(seq 600); do
+  p=$(pgrep -f '[r]ollout --config /usr/local/etc/rollout.toml promote' || true)
+  [ -n "$p" ] && [ "$(awk '{print $3}' /proc/$p/stat)" = T ] && exit 0
+  sleep 0.1
+done
+cat /tmp/promote.log >&2; exit 1`)
+		g.powercut()
+		g.bootAsRC()
+		g.mustRollout("repair")
+		cell := "promote " + point + " (power cut)"
+		g.settled(cell, map[string][]string{"vhost1": {cur, to}, "vhost2": {"1"}}, map[string]bool{"vhost1": true, "vhost2": true})
+		cur = g.version("vhost1")
+	}
+}
