@@ -4,9 +4,12 @@
 package sshx
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,7 +103,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KnownHosts == "" {
 		return nil, fail(errors.New("no known_hosts file configured; host keys are always verified"))
 	}
-	hostKeys, err := knownhosts.New(cfg.KnownHosts)
+	hostKeys, err := loadKnownHosts(cfg.KnownHosts)
 	if err != nil {
 		return nil, fail(fmt.Errorf("known_hosts: %w", err))
 	}
@@ -269,12 +272,74 @@ func authMethods(cfg Config) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, closeAgent, nil
 }
 
-// knownAlgorithms returns the host key algorithms for the key types known_hosts has for addr, so
-// that the server is asked for a key we can check (otherwise a server that prefers, say, ecdsa
-// while known_hosts has only its ed25519 key looks like a changed key). Nil when none is known:
-// then any offered key is checked, and refused as unknown.
-func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr) []string {
-	// asking about a key nobody has makes knownhosts list the keys it does have
+// loadKnownHosts reads a known_hosts file into a host key callback that accepts what OpenSSH
+// accepts. knownhosts.New alone also takes the key of an @cert-authority line as a plain host
+// key of the hosts that line names (its checkAddr ignores the marker), where OpenSSH matches a
+// plain key against lines without a marker only (hostfile.c, check_hostkeys_by_key_or_type);
+// found by FuzzKnownHosts. Certificates are still checked against @cert-authority lines.
+func loadKnownHosts(file string) (ssh.HostKeyCallback, error) {
+	db, err := knownhosts.New(file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	plain := plainKeyLines(data)
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := db(hostname, remote, key)
+		if _, cert := key.(*ssh.Certificate); cert {
+			return err
+		}
+		var ke *knownhosts.KeyError
+		switch {
+		case err == nil: // from a line without a marker, or only from @cert-authority ones
+			ke = &knownhosts.KeyError{Want: wantKeys(db, hostname, remote)}
+		case !errors.As(err, &ke):
+			return err
+		}
+		var kept []knownhosts.KnownKey
+		for _, w := range ke.Want {
+			if b, ok := plain[w.Line]; ok && bytes.Equal(b, w.Key.Marshal()) {
+				if bytes.Equal(b, key.Marshal()) {
+					return nil
+				}
+				kept = append(kept, w)
+			}
+		}
+		return &knownhosts.KeyError{Want: kept}
+	}, nil
+}
+
+// plainKeyLines maps each line of a known_hosts file without a marker to its key's wire bytes,
+// numbering and trimming lines as knownhosts does. Read after knownhosts.New, so a file changed
+// in between makes lines disagree and keys be refused, never accepted.
+func plainKeyLines(data []byte) map[int][]byte {
+	plain := map[int][]byte{}
+	word := func(b []byte) ([]byte, []byte) { // knownhosts' nextWord
+		if i := bytes.IndexAny(b, " \t"); i >= 0 {
+			return b[:i], bytes.Trim(b[i:], " \t")
+		}
+		return b, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		host, rest := word(bytes.Trim(sc.Bytes(), " \t"))
+		_, rest = word(rest)
+		blob, _ := word(rest)
+		if len(host) == 0 || host[0] == '@' || host[0] == '#' {
+			continue
+		}
+		if b, err := base64.StdEncoding.DecodeString(string(blob)); err == nil && len(b) > 0 {
+			plain[n] = b
+		}
+	}
+	return plain
+}
+
+// wantKeys lists the keys known_hosts has for hostname, by asking about a key nobody has.
+func wantKeys(hostKeys ssh.HostKeyCallback, hostname string, remote net.Addr) []knownhosts.KnownKey {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil
@@ -284,9 +349,18 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr)
 		return nil
 	}
 	var ke *knownhosts.KeyError
-	if !errors.As(hostKeys(addr, remote, probe.PublicKey()), &ke) {
+	if !errors.As(hostKeys(hostname, remote, probe.PublicKey()), &ke) {
 		return nil
 	}
+	return ke.Want
+}
+
+// knownAlgorithms returns the host key algorithms for the key types known_hosts has for addr, so
+// that the server is asked for a key we can check (otherwise a server that prefers, say, ecdsa
+// while known_hosts has only its ed25519 key looks like a changed key). Nil when none is known:
+// then any offered key is checked, and refused as unknown.
+func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr) []string {
+	want := wantKeys(hostKeys, addr, remote)
 	var algos []string
 	add := func(a ...string) {
 		for _, x := range a {
@@ -295,7 +369,7 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr)
 			}
 		}
 	}
-	for _, k := range ke.Want {
+	for _, k := range want {
 		switch t := k.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
