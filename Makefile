@@ -1,7 +1,8 @@
 # rollout: build, check, test, demo.
 #   make demo   boot a lab guest with real OpenZFS and run rollout's main job on it
 #   make test   every check and test: formatting, vet, staticcheck, the FreeBSD build, unit
-#               tests, and the integration tests against real OpenZFS in the lab
+#               tests, a short run of each fuzz target (make fuzz), and the integration tests
+#               against real OpenZFS in the lab
 #   make bench  the benchmarks (etcmerge vs cp -a; SSH transport vs OpenSSH; replication in the lab)
 #   make install [PREFIX=/usr/local] [DESTDIR=...]
 #               the binary, man pages, rc.d script, example config and shell completion, as the
@@ -17,7 +18,7 @@ INSTALL     ?= install
 MANDOC      ?= mandoc
 MANPAGES     = cmd/rollout/man/rollout.8 cmd/rollout/man/rollout.toml.5
 
-.PHONY: all build build-freebsd check man-lint install install-check unit integration test demo bench lab-build lab-down clean
+.PHONY: all build build-freebsd check man-lint install install-check unit fuzz integration test demo bench lab-build lab-down clean
 
 all: build
 
@@ -70,6 +71,18 @@ install-check:
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
+# each fuzz target briefly (go test -fuzz takes one package and one target a run); the seed
+# corpora in */testdata/fuzz also run with every `go test`
+FUZZTIME    ?= 3s
+FUZZ_TARGETS = ./rollout/config:FuzzParse ./fstabgen:FuzzParse ./proto/zfs:FuzzValidateDataset \
+               ./proto/zfs:FuzzSplitSnapshot ./proto/zfs:FuzzQuoteWord ./rollout:FuzzParseJournal \
+               ./replicate/sshx:FuzzKnownHosts ./replicate:FuzzParseState ./replicate:FuzzParseSendSize
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} $${t##*:}"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
+
 # boots the lab's guests once (the image is built and cached on first use), gives every test a
 # fresh pool, and powers the guests off at the end
 integration:
@@ -77,7 +90,7 @@ integration:
 	  exit $${PIPESTATUS[0]}
 
 test: SHELL := /bin/bash
-test: check unit integration
+test: check unit fuzz integration
 
 demo: SHELL := /bin/bash
 demo:

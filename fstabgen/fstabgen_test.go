@@ -217,15 +217,3 @@ func TestRenderSizeUnits(t *testing.T) {
 		}
 	}
 }
-
-func FuzzParse(f *testing.F) {
-	f.Add([]byte(paperFstab))
-	f.Add([]byte("# rollout: vhost=a snapshot=p@1 sum=x -- y\n/a/.zfs/snapshot/1 /b nullfs ro\n"))
-	f.Add([]byte("a\\04 b\\ c d\\377 \\1234\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fs, err := Parse(data)
-		if err == nil {
-			_ = fs.Check()
-		}
-	})
-}

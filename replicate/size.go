@@ -34,6 +34,7 @@ func ParseRate(s string) (int64, error) {
 func ParseSendSize(out []byte) (int64, error) {
 	size := int64(-1)
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20) // as getLines: a resume token's contents have long lines
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) == 2 && f[0] == "size" {
@@ -43,6 +44,9 @@ func ParseSendSize(out []byte) (int64, error) {
 			}
 			size = n
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return -1, fmt.Errorf("zfs send -nvP: %w", err)
 	}
 	if size < 0 {
 		return -1, fmt.Errorf("zfs send -nvP printed no size line")

@@ -36,7 +36,7 @@ type checkFixture struct {
 }
 
 const (
-	zfsGetMounts    = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value mountpoint,mounted zpool"
+	zfsGetMounts = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value mountpoint,mounted zpool"
 	zfsFS        = "/sbin/zfs list -H -o name -t filesystem -r zpool/proto"
 	zfsSnaps     = "/sbin/zfs list -H -p -t snapshot"
 	zfsState     = "/sbin/zfs get -H -p -s local -o property,value all "
@@ -89,7 +89,7 @@ identity = "/root/.ssh/id_ed25519"
 		t.Fatal(err)
 	}
 	r := &recorder{out: map[string]string{
-		zfsGetMounts:                 datasetsOut(healthyDatasets()...),
+		zfsGetMounts:              datasetsOut(healthyDatasets()...),
 		zfsFS:                     "zpool/proto\nzpool/proto/etc\n",
 		zfsSnaps:                  snapsOut("zpool/proto@1", "zpool/proto/etc@1", "zpool/proto@2", "zpool/proto/etc@2"),
 		zfsState + "zpool/vhost1": healthyState,

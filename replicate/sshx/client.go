@@ -4,9 +4,12 @@
 package sshx
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,7 +104,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KnownHosts == "" {
 		return nil, fail(errors.New("no known_hosts file configured; host keys are always verified"))
 	}
-	hostKeys, err := knownhosts.New(cfg.KnownHosts)
+	hostKeys, err := loadKnownHosts(cfg.KnownHosts)
+	if err != nil {
+		return nil, fail(fmt.Errorf("known_hosts: %w", err))
+	}
+	// the algorithms to ask for come from every line, @cert-authority ones included
+	allKeys, err := knownhosts.New(cfg.KnownHosts)
 	if err != nil {
 		return nil, fail(fmt.Errorf("known_hosts: %w", err))
 	}
@@ -137,7 +145,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		User:              cfg.User,
 		Auth:              auth,
 		HostKeyCallback:   check,
-		HostKeyAlgorithms: knownAlgorithms(hostKeys, addr, tcp.RemoteAddr(), caLines(cfg.KnownHosts)),
+		HostKeyAlgorithms: knownAlgorithms(allKeys, addr, tcp.RemoteAddr(), caLines(cfg.KnownHosts)),
 		Timeout:           cfg.ConnectTimeout,
 	}
 	sc.Ciphers = ciphers
@@ -270,6 +278,89 @@ func authMethods(cfg Config) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, closeAgent, nil
 }
 
+// loadKnownHosts reads a known_hosts file into a host key callback that accepts what OpenSSH
+// accepts. knownhosts.New alone also takes the key of an @cert-authority line as a plain host
+// key of the hosts that line names (its checkAddr ignores the marker), where OpenSSH matches a
+// plain key against lines without a marker only (hostfile.c, check_hostkeys_by_key_or_type);
+// found by FuzzKnownHosts. Certificates are still checked against @cert-authority lines.
+func loadKnownHosts(file string) (ssh.HostKeyCallback, error) {
+	db, err := knownhosts.New(file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	plain := plainKeyLines(data)
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := db(hostname, remote, key)
+		if _, cert := key.(*ssh.Certificate); cert {
+			return err
+		}
+		var ke *knownhosts.KeyError
+		switch {
+		case err == nil: // from a line without a marker, or only from @cert-authority ones
+			ke = &knownhosts.KeyError{Want: wantKeys(db, hostname, remote)}
+		case !errors.As(err, &ke):
+			return err
+		}
+		var kept []knownhosts.KnownKey
+		for _, w := range ke.Want {
+			if b, ok := plain[w.Line]; ok && bytes.Equal(b, w.Key.Marshal()) {
+				if bytes.Equal(b, key.Marshal()) {
+					return nil
+				}
+				kept = append(kept, w)
+			}
+		}
+		return &knownhosts.KeyError{Want: kept}
+	}, nil
+}
+
+// plainKeyLines maps each line of a known_hosts file without a marker to its key's wire bytes,
+// numbering and trimming lines as knownhosts does. Read after knownhosts.New, so a file changed
+// in between makes lines disagree and keys be refused, never accepted.
+func plainKeyLines(data []byte) map[int][]byte {
+	plain := map[int][]byte{}
+	word := func(b []byte) ([]byte, []byte) { // knownhosts' nextWord
+		if i := bytes.IndexAny(b, " \t"); i >= 0 {
+			return b[:i], bytes.Trim(b[i:], " \t")
+		}
+		return b, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		host, rest := word(bytes.Trim(sc.Bytes(), " \t"))
+		_, rest = word(rest)
+		blob, _ := word(rest)
+		if len(host) == 0 || host[0] == '@' || host[0] == '#' {
+			continue
+		}
+		if b, err := base64.StdEncoding.DecodeString(string(blob)); err == nil && len(b) > 0 {
+			plain[n] = b
+		}
+	}
+	return plain
+}
+
+// wantKeys lists the keys known_hosts has for hostname, by asking about a key nobody has.
+func wantKeys(hostKeys ssh.HostKeyCallback, hostname string, remote net.Addr) []knownhosts.KnownKey {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil
+	}
+	probe, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(hostKeys(hostname, remote, probe.PublicKey()), &ke) {
+		return nil
+	}
+	return ke.Want
+}
+
 // certAlgorithms are the host certificate algorithms, asked for when a @cert-authority line
 // matches the host: the certificate's own key can be of any type, whatever the CA's is.
 var certAlgorithms = []string{
@@ -302,19 +393,7 @@ func caLines(file string) map[int]bool {
 // the host, the host name among its principals, valid now, neither it nor its key @revoked.
 // Nil when nothing is known: then any offered key is checked, and refused as unknown.
 func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr, ca map[int]bool) []string {
-	// asking about a key nobody has makes knownhosts list the keys it does have
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil
-	}
-	probe, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil
-	}
-	var ke *knownhosts.KeyError
-	if !errors.As(hostKeys(addr, remote, probe.PublicKey()), &ke) {
-		return nil
-	}
+	want := wantKeys(hostKeys, addr, remote)
 	var algos []string
 	add := func(a ...string) {
 		for _, x := range a {
@@ -323,15 +402,14 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr,
 			}
 		}
 	}
-	for _, k := range ke.Want {
+	for _, k := range want {
 		if ca[k.Line] {
 			add(certAlgorithms...)
 		}
 	}
-	for _, k := range ke.Want {
-		if ca[k.Line] {
-			continue
-		}
+	// then plain keys: a CA line's key type too, so that a server without a certificate shows
+	// its plain key and is refused as unknown, not for want of a common algorithm
+	for _, k := range want {
 		switch t := k.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)

@@ -368,3 +368,21 @@ func TestCertAuthorityHostKey(t *testing.T) {
 		})
 	}
 }
+
+// The server's key listed only as a certificate authority for its address is no host key of
+// it: OpenSSH refuses it, x/crypto's knownhosts alone accepted it (found by FuzzKnownHosts).
+func TestCertAuthorityKeyIsNoHostKey(t *testing.T) {
+	f := setup(t, sinkHandler)
+	line := "@cert-authority " + knownhosts.Normalize(f.srv.addr.String()) + " " + string(ssh.MarshalAuthorizedKey(f.srv.hostKey.PublicKey()))
+	known := filepath.Join(f.dir, "ca_known_hosts")
+	if err := os.WriteFile(known, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Dial(context.Background(), f.srv.config(f.identity, known))
+	if err == nil || !strings.Contains(err.Error(), "is not in "+known) {
+		t.Fatalf("Dial with the host key only as @cert-authority: %v, want refused as unknown", err)
+	}
+	if n := len(f.srv.commands()); n != 0 {
+		t.Errorf("server ran %d commands", n)
+	}
+}

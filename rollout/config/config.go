@@ -256,24 +256,25 @@ func keyLines(data []byte) map[string]int {
 	p := unstable.Parser{KeepComments: false}
 	p.Reset(data)
 	var table []string
-	// a key's bytes are a slice of data, so their offset gives the line
-	var first []byte
+	// the offset of a key's raw bytes gives its line; not that of its Data, which for a quoted
+	// key with escapes ("a\u0062") is a decoded copy (p.Range on it panicked: found by FuzzParse)
+	first := -1
 	keyOf := func(n *unstable.Node) []string {
 		var k []string
-		first = nil
+		first = -1
 		for it := n.Key(); it.Next(); {
-			if first == nil {
-				first = it.Node().Data
+			if first < 0 {
+				first = int(it.Node().Raw.Offset)
 			}
 			k = append(k, string(it.Node().Data))
 		}
 		return k
 	}
 	line := func() int {
-		if first == nil {
+		if first < 0 || first > len(data) {
 			return 0
 		}
-		return bytes.Count(data[:p.Range(first).Offset], []byte("\n")) + 1
+		return bytes.Count(data[:first], []byte("\n")) + 1
 	}
 	for p.NextExpression() {
 		e := p.Expression()
@@ -441,7 +442,13 @@ func (c *Config) check() error {
 		}
 		seen = append(seen, v)
 	}
-	for n, s := range c.Slaves {
+	names = names[:0]
+	for n := range c.Slaves {
+		names = append(names, n)
+	}
+	sort.Strings(names) // with two bad slaves, the one reported is always the same one
+	for _, n := range names {
+		s := c.Slaves[n]
 		k := "slave." + n
 		if err := checkName(k, "slave name", n); err != nil {
 			return err
@@ -449,7 +456,7 @@ func (c *Config) check() error {
 		if s.Address == "" {
 			return bad(k+".address", "missing")
 		}
-		if strings.ContainsAny(s.Address, " \t/@;'\"`$") {
+		if strings.ContainsAny(s.Address, " \t/@;'\"`$[]") {
 			return bad(k+".address", "%q is not a host name or address", s.Address)
 		}
 		if s.Port < 1 || s.Port > 65535 {
@@ -464,9 +471,9 @@ func (c *Config) check() error {
 		if s.Identity == "" && !s.Agent {
 			return bad(k, "needs identity = \"/path/to/key\" or agent = true")
 		}
-		for key, p := range map[string]string{k + ".identity": s.Identity, k + ".known_hosts": s.KnownHosts} {
-			if p != "" {
-				if err := checkPath(key, p); err != nil {
+		for _, p := range []struct{ key, val string }{{k + ".identity", s.Identity}, {k + ".known_hosts", s.KnownHosts}} {
+			if p.val != "" {
+				if err := checkPath(p.key, p.val); err != nil {
 					return err
 				}
 			}
