@@ -176,19 +176,6 @@ func (m *Manager) orphansStep() Step {
 		}}
 }
 
-// stagingStep is CleanStaging at the end of a promote or rollback: what a killed run left is
-// cleaned by the next one. It cannot make the switch fail: a leftover that cannot be removed
-// is reported, and rollout repair reports it again.
-func (m *Manager) stagingStep() Step {
-	return Step{Name: "staging", Cmds: []string{"remove " + filepath.Join(m.Cfg.StateDir, stagingPrefix) + "* left by a killed rollout, if any"},
-		run: func(ctx context.Context) error {
-			if _, err := m.CleanStaging(ctx); err != nil {
-				m.Log.Warn("cannot clean up after a killed rollout", "err", err)
-			}
-			return nil
-		}}
-}
-
 // Staging directories: earlier versions of rollout built a trial /etc in state_dir/etc-trial-VHOST-*
 // (os.MkdirTemp) before each switch, and a run killed with -9 left it there, sometimes with a
 // file system still mounted in it; the next run then failed on it. Nothing stages there now,
