@@ -326,4 +326,3 @@ func readRootFile(o *os.File, name string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
-
