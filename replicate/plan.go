@@ -30,6 +30,10 @@ const (
 type MasterState struct {
 	Dataset   string         // zpool/proto
 	Snapshots []zfs.Snapshot // of Dataset and its descendants (zfs list -r), any order
+	// Features of this host's pool and zfs; nil: not read (send_flags is not auto)
+	Features *Features
+	// Encryption is Dataset's encryption property ("off"); read with Features
+	Encryption string
 }
 
 // SlaveState is what a slave has of the prototype, and what its vhosts use.
@@ -53,6 +57,8 @@ type SlaveState struct {
 	LockFile string
 	// Tokens is what the master made of each of ResumeTokens (by dataset), with zfs send -nvt.
 	Tokens map[string]TokenCheck
+	// Features of the slave's pool and zfs; nil: not read (send_flags is not auto)
+	Features *Features
 }
 
 // TokenCheck is what the master's zfs send -n -v -t printed of one resume token.
@@ -67,6 +73,8 @@ type Request struct {
 	Pool   string // the slave's pool (receive -d POOL)
 	Target string // snapshot name on the master ("3")
 	Force  bool   // allow receive -F (never over a snapshot in use)
+	// SendFlags says how zfs send's stream flags (-c -L -e -w) are chosen; zero: none
+	SendFlags SendFlags
 }
 
 // Step is one send | receive pipeline.
@@ -86,20 +94,24 @@ type Step struct {
 type Plan struct {
 	Slave          string   `json:"slave"`
 	Mode           Mode     `json:"mode"`
-	Base           string   `json:"base,omitempty"`     // master snapshot the increment starts from
-	Target         string   `json:"target"`             // master snapshot that the slave will have
-	SlaveDataset   string   `json:"slave_dataset"`      // POOL/proto
-	EstimatedBytes int64    `json:"estimated_bytes"`    // from zfs send -nvP; -1 when unknown
-	SendArgv       []string `json:"send,omitempty"`     // local command
-	ReceiveArgv    []string `json:"receive,omitempty"`  // remote command
-	AfterArgv      []string `json:"after,omitempty"`    // remote command after a successful receive
-	Force          bool     `json:"force"`              // receive -F is used
-	Destroys       []string `json:"destroys,omitempty"` // slave snapshots and file systems receive -F destroys
-	Resume         []Step   `json:"resume,omitempty"`   // interrupted receives to finish first
-	Steps          []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
-	Then           *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
-	Reasons        []string `json:"reasons,omitempty"`  // why this plan
-	TargetGUID     uint64   `json:"target_guid,string"` // the target's guid on the master
+	Base           string   `json:"base,omitempty"`  // master snapshot the increment starts from
+	Target         string   `json:"target"`          // master snapshot that the slave will have
+	SlaveDataset   string   `json:"slave_dataset"`   // POOL/proto
+	EstimatedBytes int64    `json:"estimated_bytes"` // from zfs send -nvP; -1 when unknown
+	SendArgv       []string `json:"send,omitempty"`  // local command
+	// SendFlags are the stream flags in SendArgv (and in each completion step's send), and
+	// SendFlagsWhy what chose them; a resume (zfs send -t) takes its flags from the token
+	SendFlags    []string `json:"send_flags,omitempty"`
+	SendFlagsWhy string   `json:"send_flags_reason,omitempty"`
+	ReceiveArgv  []string `json:"receive,omitempty"`  // remote command
+	AfterArgv    []string `json:"after,omitempty"`    // remote command after a successful receive
+	Force        bool     `json:"force"`              // receive -F is used
+	Destroys     []string `json:"destroys,omitempty"` // slave snapshots and file systems receive -F destroys
+	Resume       []Step   `json:"resume,omitempty"`   // interrupted receives to finish first
+	Steps        []Step   `json:"steps,omitempty"`    // complete: one send | receive per child
+	Then         *Plan    `json:"then,omitempty"`     // for resume: the plan as it looks now; replanned after
+	Reasons      []string `json:"reasons,omitempty"`  // why this plan
+	TargetGUID   uint64   `json:"target_guid,string"` // the target's guid on the master
 	// RecordArgv runs here once the slave has the target: rollout:replicated:SLAVE on the
 	// master's prototype. Its time is the planning time; the run writes the time it finished.
 	RecordArgv []string `json:"record,omitempty"`
@@ -266,7 +278,7 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 // slave's top dataset has it, each from that dataset's newest snapshot before the target that
 // the slave has (by guid). Nil when the top lacks the target, or when some dataset that lacks it
 // has no such base (then the whole -R stream is sent again).
-func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot) []Step {
+func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot, flags []string) []Step {
 	if _, ok := byGUID(st[""])[target.GUID]; !ok {
 		return nil
 	}
@@ -298,7 +310,9 @@ func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot
 		}
 		sds := s.Dataset + rel
 		steps = append(steps, Step{Dataset: sds,
-			SendArgv:    []string{zfs.Bin, "send", "-I", "@" + l[bi].Name, l[ti].FullName()},
+			// the flags of the -R stream it completes: a replica received with -L refuses a
+			// stream without it
+			SendArgv:    withFlags([]string{zfs.Bin, "send", "-I", "@" + l[bi].Name, l[ti].FullName()}, flags),
 			ReceiveArgv: []string{zfs.Bin, "receive", "-s", "-u", sds}})
 	}
 	return steps
@@ -366,9 +380,22 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has %s@%s (guid %d)", s.Dataset, s.Dataset, target.Name, target.GUID))
 		return p, nil
 	}
+	// the stream flags are chosen only for a plan that sends: an up-to-date slave is never
+	// refused for them
+	flags := func() error {
+		f, why, no := chooseFlags(m, s, req)
+		if no != "" {
+			return refuse(no)
+		}
+		p.SendFlags, p.SendFlagsWhy = f, why
+		return nil
+	}
 	if !s.Exists {
+		if err := flags(); err != nil {
+			return nil, err
+		}
 		p.Mode = ModeFull
-		p.SendArgv = []string{zfs.Bin, "send", "-R", target.FullName()}
+		p.SendArgv = withFlags([]string{zfs.Bin, "send", "-R", target.FullName()}, p.SendFlags)
 		p.ReceiveArgv = ReceiveArgv(req.Pool, false, true)
 		p.AfterArgv = ReadonlyArgv(s.Dataset)
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s does not exist on the slave: full send", s.Dataset))
@@ -460,8 +487,11 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	if len(reasons) > 0 && !req.Force {
 		return nil, refuse(append(reasons, "--force would use receive -F, which rolls the slave back and destroys what the master lacks (never a snapshot a vhost uses)")...)
 	}
+	if err := flags(); err != nil {
+		return nil, err
+	}
 	if len(reasons) == 0 && ahead {
-		if steps := completeSteps(m, s, mt, st, target); steps != nil {
+		if steps := completeSteps(m, s, mt, st, target, p.SendFlags); steps != nil {
 			p.Mode = ModeComplete
 			p.Base = base.FullName()
 			p.Steps = steps
@@ -490,13 +520,13 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	p.AfterArgv = ReadonlyArgv(s.Dataset)
 	if base == nil {
 		p.Mode = ModeFull
-		p.SendArgv = []string{zfs.Bin, "send", "-R", target.FullName()}
+		p.SendArgv = withFlags([]string{zfs.Bin, "send", "-R", target.FullName()}, p.SendFlags)
 		p.ReceiveArgv = ReceiveArgv(req.Pool, true, true)
 		return p, nil
 	}
 	p.Mode = ModeIncremental
 	p.Base = base.FullName()
-	p.SendArgv = []string{zfs.Bin, "send", "-R", "-I", "@" + base.Name, target.FullName()}
+	p.SendArgv = withFlags([]string{zfs.Bin, "send", "-R", "-I", "@" + base.Name, target.FullName()}, p.SendFlags)
 	p.ReceiveArgv = ReceiveArgv(req.Pool, p.Force, false)
 	p.Reasons = append(p.Reasons, fmt.Sprintf("newest common snapshot (by guid): @%s", base.Name))
 	return p, nil
@@ -605,8 +635,15 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		}
 		fmt.Fprintf(b, "%s  local:  %s | %s: %s\n", indent, command.Quote(st.SendArgv), p.Slave, command.Quote(st.ReceiveArgv))
 	}
+	if p.Mode == ModeComplete && p.SendFlagsWhy != "" {
+		fmt.Fprintf(b, "%s  %s\n", indent, p.flagsNote())
+	}
 	if p.SendArgv != nil {
-		fmt.Fprintf(b, "%s  local:  %s\n", indent, command.Quote(p.SendArgv))
+		fmt.Fprintf(b, "%s  local:  %s", indent, command.Quote(p.SendArgv))
+		if p.SendFlagsWhy != "" {
+			fmt.Fprintf(b, "   %s", p.flagsNote())
+		}
+		b.WriteString("\n")
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.ReceiveArgv))
 	}
 	if p.AfterArgv != nil {
@@ -622,6 +659,15 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 		fmt.Fprintf(b, "%s  then, as it looks now (planned again after the resume):\n", indent)
 		p.Then.render(b, indent+"  ")
 	}
+}
+
+// flagsNote says which stream flags the sends use, and why: "(flags: -c -L: ...)".
+func (p *Plan) flagsNote() string {
+	f := strings.Join(p.SendFlags, " ")
+	if f == "" {
+		f = "none"
+	}
+	return fmt.Sprintf("(flags: %s: %s)", f, p.SendFlagsWhy)
 }
 
 func sizeNote(n int64) string {

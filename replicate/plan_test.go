@@ -126,7 +126,7 @@ func TestPlanIncrementalFromNewestCommonByGUID(t *testing.T) {
 	}
 	want := "slave2: incremental zpool/proto@2 -> zpool/proto@3\n" +
 		"  # newest common snapshot (by guid): @2\n" +
-		"  local:  /sbin/zfs send -R -I @2 zpool/proto@3\n" +
+		"  local:  /sbin/zfs send -R -I @2 zpool/proto@3   (flags: none: send_flags = \"none\")\n" +
 		"  slave2: /sbin/zfs receive -s -u -d tank\n" +
 		"  slave2: /sbin/zfs set readonly=on tank/proto\n" +
 		"  slave2: /sbin/zfs mount DATASET, for each file system below tank/proto not yet mounted\n"

@@ -45,6 +45,9 @@ type Replicator struct {
 	Dataset  string         // the prototype: zpool/proto
 	Log      *slog.Logger   // nil: slog.Default()
 	Progress *Progress      // nil: no progress output
+	// SendFlags chooses zfs send's stream flags ([replicate] send_flags); zero: none. When
+	// Auto, planning reads the pool features and zfs version of this host and of each slave.
+	SendFlags SendFlags
 }
 
 // Options are what was asked on the command line.
@@ -143,7 +146,7 @@ func (r *Replicator) planAll(ctx context.Context, slaves []Slave, opt Options) (
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := QueryMaster(ctx, r.Local, r.Dataset)
+	m, err := r.queryMaster(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,17 +167,58 @@ func (r *Replicator) planAll(ctx context.Context, slaves []Slave, opt Options) (
 	return plans, errs, nil
 }
 
+// queryMaster lists the prototype here and, when the stream flags are chosen from features,
+// reads this host's pool features, zfs version and the prototype's encryption (at once).
+func (r *Replicator) queryMaster(ctx context.Context) (MasterState, error) {
+	if !r.SendFlags.Auto {
+		return QueryMaster(ctx, r.Local, r.Dataset)
+	}
+	var m MasterState
+	var f *Features
+	var enc string
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); m, errs[0] = QueryMaster(ctx, r.Local, r.Dataset) }()
+	go func() { defer wg.Done(); f, errs[1] = QueryFeatures(ctx, r.Local, poolOf(r.Dataset)) }()
+	go func() { defer wg.Done(); enc, errs[2] = QueryEncryption(ctx, r.Local, r.Dataset) }()
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return MasterState{}, err
+	}
+	m.Features, m.Encryption = f, enc
+	return m, nil
+}
+
+func poolOf(dataset string) string {
+	pool, _, _ := strings.Cut(dataset, "/")
+	return pool
+}
+
 func (r *Replicator) planSlave(ctx context.Context, m MasterState, s Slave, target string, force bool) (*Plan, error) {
 	ds := SlaveDataset(r.Dataset, s.Pool)
+	// the features are read alongside the slave's state: one more session, no more round trips
+	var f *Features
+	var ferr error
+	var wg sync.WaitGroup
+	if r.SendFlags.Auto {
+		wg.Add(1)
+		go func() { defer wg.Done(); f, ferr = QueryFeatures(ctx, s.Runner, s.Pool) }()
+	}
 	st, err := QuerySlave(ctx, s.Runner, ds, s.Pool, s.lockFile())
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
+	if ferr != nil {
+		return nil, ferr
+	}
+	st.Features = f
 	st.LockFile = s.lockFile()
 	if !st.LockHeld {
 		st.Tokens = r.decodeTokens(ctx, s.Name, st.ResumeTokens)
 	}
-	p, err := MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force})
+	p, err := MakePlan(m, st, Request{Slave: s.Name, Pool: s.Pool, Target: target, Force: force, SendFlags: r.SendFlags})
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +347,9 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	}
 	wg.Wait()
 
-	// group the sends: same command and same limit share one zfs send
+	// group the sends: same command and same limit share one zfs send. The stream flags are
+	// in the command, so a group's stream has only flags that each of its slaves was planned
+	// with; slaves whose features differ get a send each.
 	groups := map[string][]int{}
 	var keys []string
 	for i, p := range plans {
@@ -488,7 +534,7 @@ func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Optio
 		}
 		rs.discarded = append(rs.discarded, st.Dataset)
 	}
-	m, err := QueryMaster(ctx, r.Local, r.Dataset)
+	m, err := r.queryMaster(ctx)
 	if err != nil {
 		return nil, total, err
 	}

@@ -43,7 +43,7 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		return &command.Error{Host: h.name, Argv: c.Argv, ExitCode: 1, Stderr: msg, Err: fmt.Errorf("exit status 1")}
 	}
 	switch {
-	case strings.HasPrefix(line, "/sbin/zfs send -R"), strings.HasPrefix(line, "/sbin/zfs send -t"):
+	case strings.HasPrefix(line, "/sbin/zfs send ") && !strings.HasPrefix(line, "/sbin/zfs send -n "):
 		_, err := c.Stdout.Write(h.stream)
 		return err
 	case strings.HasPrefix(line, "/sbin/zfs receive") && !strings.HasPrefix(line, "/sbin/zfs receive -A"):

@@ -72,13 +72,14 @@ func TestManPageCoversEveryConfigKey(t *testing.T) {
 		return out
 	}
 	sections := map[string][]string{
-		"Top-level keys":   keys(config.Config{}),
-		"Table [proto]":    keys(config.Proto{}),
-		"Table [etc]":      keys(config.Etc{}),
-		"Table [timeouts]": {"start", "stop", "term", "health"}, // a table of strings; see config.rawTimeouts
-		"Table [log]":      keys(config.Log{}),
-		"Tables [vhost.":   keys(config.Vhost{}),
-		"Tables [slave.":   keys(config.Slave{}),
+		"Top-level keys":    keys(config.Config{}),
+		"Table [proto]":     keys(config.Proto{}),
+		"Table [etc]":       keys(config.Etc{}),
+		"Table [timeouts]":  {"start", "stop", "term", "health"}, // a table of strings; see config.rawTimeouts
+		"Table [log]":       keys(config.Log{}),
+		"Table [replicate]": keys(config.Replicate{}),
+		"Tables [vhost.":    keys(config.Vhost{}),
+		"Tables [slave.":    keys(config.Slave{}),
 	}
 	for sec, ks := range sections {
 		i := strings.Index(man, ".Ss "+sec)
@@ -94,7 +95,7 @@ func TestManPageCoversEveryConfigKey(t *testing.T) {
 			body = body[:j]
 		}
 		for _, k := range ks {
-			if sec == "Top-level keys" && (k == "proto" || k == "etc" || k == "log" || k == "vhost" || k == "slave") {
+			if sec == "Top-level keys" && (k == "proto" || k == "etc" || k == "log" || k == "replicate" || k == "vhost" || k == "slave") {
 				continue // the tables
 			}
 			if !regexp.MustCompile(`(?m)^\.It Cm ` + regexp.QuoteMeta(k) + `(\s|$)`).MatchString(body) {

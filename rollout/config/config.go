@@ -23,6 +23,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/replicate"
 	"github.com/rollout-dev/rollout/rollout/host"
 )
 
@@ -31,15 +32,16 @@ const DefaultPath = "/usr/local/etc/rollout.toml"
 
 // Config is the whole file.
 type Config struct {
-	Pool     string            `toml:"pool"`
-	JailRoot string            `toml:"jail_root"`
-	StateDir string            `toml:"state_dir"`
-	FstabDir string            `toml:"fstab_dir"` // per-vhost fstabs: <fstab_dir>/fstab.<vhost>
-	Proto    Proto             `toml:"proto"`
-	Etc      Etc               `toml:"etc"`
-	Log      Log               `toml:"log"`
-	Vhosts   map[string]*Vhost `toml:"vhost"`
-	Slaves   map[string]*Slave `toml:"slave"`
+	Pool      string            `toml:"pool"`
+	JailRoot  string            `toml:"jail_root"`
+	StateDir  string            `toml:"state_dir"`
+	FstabDir  string            `toml:"fstab_dir"` // per-vhost fstabs: <fstab_dir>/fstab.<vhost>
+	Proto     Proto             `toml:"proto"`
+	Etc       Etc               `toml:"etc"`
+	Log       Log               `toml:"log"`
+	Replicate Replicate         `toml:"replicate"`
+	Vhosts    map[string]*Vhost `toml:"vhost"`
+	Slaves    map[string]*Slave `toml:"slave"`
 
 	// Timeouts comes from the [timeouts] table (TOML strings such as "5m"; see rawTimeouts).
 	Timeouts Timeouts `toml:"-"`
@@ -103,6 +105,13 @@ type Log struct {
 	// Syslog: one line per vhost, slave or snapshot changed, to syslog (facility daemon, tag
 	// rollout). On by default; a host without syslogd is no error.
 	Syslog bool `toml:"syslog"`
+}
+
+// Replicate says how snapshots are sent to the slaves.
+type Replicate struct {
+	// SendFlags: "auto" (the default: chosen per slave from both ends' pool features), "none",
+	// or some of "-c -L -e -w", used as given
+	SendFlags string `toml:"send_flags"`
 }
 
 // Vhost is one production jail.
@@ -326,6 +335,9 @@ func (c *Config) defaults() *Config {
 	if c.Etc.Size == "" {
 		c.Etc.Size = "32m"
 	}
+	if c.Replicate.SendFlags == "" {
+		c.Replicate.SendFlags = "auto"
+	}
 	for name, v := range c.Vhosts {
 		if v == nil {
 			v = &Vhost{}
@@ -425,6 +437,9 @@ func (c *Config) check() error {
 	}
 	if err := checkEtcSize(c.Etc.Size); err != nil {
 		return err
+	}
+	if _, err := replicate.ParseSendFlags(c.Replicate.SendFlags); err != nil {
+		return bad("replicate.send_flags", "%q: must be \"auto\", \"none\" or some of \"-c -L -e -w\" (each once, separated by spaces)", c.Replicate.SendFlags)
 	}
 	names := make([]string, 0, len(c.Vhosts))
 	for n := range c.Vhosts {

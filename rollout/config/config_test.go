@@ -370,3 +370,21 @@ func TestEscapedKeyLine(t *testing.T) {
 		}
 	}
 }
+
+// send_flags defaults to auto and takes only auto, none or some of -c -L -e -w: the value ends
+// up in zfs send's argv.
+func TestReplicateSendFlags(t *testing.T) {
+	for in, want := range map[string]string{"": "auto", "[replicate]\n": "auto", "[replicate]\nsend_flags = \"none\"\n": "none",
+		"[replicate]\nsend_flags = \"-L -c\"\n": "-L -c", "[replicate]\nsend_flags = \"auto\"\n": "auto"} {
+		c, err := Parse("t.toml", []byte("pool = \"tank\"\n"+in))
+		if err != nil || c.Replicate.SendFlags != want {
+			t.Errorf("%q: send_flags %q, %v; want %q", in, c.Replicate.SendFlags, err, want)
+		}
+	}
+	for _, bad := range []string{"-c -R", "-c;id", "-c -c", "all", "-Lc", "--raw"} {
+		msg := parseErr(t, "t.toml", "pool = \"tank\"\n[replicate]\nsend_flags = \""+bad+"\"\n")
+		if !strings.Contains(msg, "bad.toml:3: replicate.send_flags: \""+bad+"\": must be") {
+			t.Errorf("send_flags %q: %s", bad, msg)
+		}
+	}
+}
