@@ -10,6 +10,9 @@ package integration
 // the snapshots in use, no journal, and no leaked /etc disk, mount or file in state_dir.
 
 import (
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -25,19 +28,47 @@ func (g *guest) rolloutAt(point string, args ...string) {
 
 // settled checks the crash table's outcome on every vhost: want maps a vhost to the versions
 // it may be on after the crash and repair ("" for not created), running to whether it must run.
-func (g *guest) settled(cell string, want map[string][]string, running map[string]bool) {
+// Two calls into the guest: status, and one script for the rest (the table has many cells).
+func (g *guest) settled(cell string, want map[string][]string, running map[string]bool) map[string]statusJSON {
 	g.t.Helper()
 	st := g.status()
+	facts := g.sh(`echo "md $(/sbin/mdconfig -l -v | grep -c rollout: || true)"
+for s in $(zfs list -H -t snapshot -o name -d 1 zpool/proto); do zfs holds -H "$s"; done | awk '$2 == "rollout" {print "held", $1}'
+ls -A /var/run/rollout 2>/dev/null | sed 's/^/file /'
+/sbin/mount -p | awk '{print "mount", $2}'
+for p in /proc/[0-9]*; do
+  r=$(readlink $p/root 2>/dev/null) || continue
+  case "$r" in /jail/*) grep -q '^/bin/sleep' $p/cmdline 2>/dev/null && echo "runs ${r#/jail/} $(cat $p/root/VERSION)";; esac
+done; true`)
+	held, runs, mounts := map[string]bool{}, map[string]map[string]bool{}, map[string]int{}
+	mds := -1
+	var extra []string
+	for _, line := range strings.Split(facts, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "md":
+			mds, _ = strconv.Atoi(f[1])
+		case len(f) == 2 && f[0] == "held":
+			held[f[1]] = true
+		case len(f) == 2 && f[0] == "file":
+			if f[1] != "lock" && !(strings.HasPrefix(f[1], "etc-") && strings.HasSuffix(f[1], ".json")) {
+				extra = append(extra, f[1])
+			}
+		case len(f) == 2 && f[0] == "mount" && strings.HasPrefix(f[1], "/jail/"):
+			mounts[strings.Split(strings.TrimPrefix(f[1], "/jail/"), "/")[0]]++
+		case len(f) == 3 && f[0] == "runs":
+			if runs[f[1]] == nil {
+				runs[f[1]] = map[string]bool{}
+			}
+			runs[f[1]][f[2]] = true
+		}
+	}
 	needed := map[string]bool{}
-	mds := 0
+	nrunning := 0
 	for v, allowed := range want {
 		s := st[v]
 		ver := strings.TrimPrefix(s.Snapshot, "zpool/proto@")
-		ok := false
-		for _, a := range allowed {
-			ok = ok || ver == a
-		}
-		if !ok || s.Pending != "" || s.Running != running[v] {
+		if !slices.Contains(allowed, ver) || s.Pending != "" || s.Running != running[v] {
 			g.t.Errorf("%s: %s is %+v; want on one of %v, running=%v, no journal", cell, v, s, allowed, running[v])
 			continue
 		}
@@ -49,26 +80,20 @@ func (g *guest) settled(cell string, want map[string][]string, running map[strin
 			needed[s.Previous] = true
 		}
 		if !running[v] {
-			if m := g.must("sh", "-c", "/sbin/mount -p | awk '$2 ~ \"^/jail/"+v+"(/|$)\"' "); m != "" {
-				g.t.Errorf("%s: %s is stopped but mounted:\n%s", cell, v, m)
+			if mounts[v] > 0 || len(runs[v]) > 0 {
+				g.t.Errorf("%s: %s is stopped, but %d mounts and processes on %v are left", cell, v, mounts[v], runs[v])
 			}
 			continue
 		}
-		mds++
+		nrunning++
 		if s.Fstab != ver || s.FstabProblem != "" || !s.Held {
 			g.t.Errorf("%s: %s: fstab %q (%s), held %v; state says @%s", cell, v, s.Fstab, s.FstabProblem, s.Held, ver)
 		}
-		if got := g.jailVersion(v); got != ver {
-			g.t.Errorf("%s: %s runs @%s, its state says @%s", cell, v, got, ver)
+		if len(runs[v]) != 1 || !runs[v][ver] {
+			g.t.Errorf("%s: %s's processes run on %v, its state says @%s", cell, v, runs[v], ver)
 		}
 	}
 	// rollout's holds: exactly on the snapshots a vhost runs on or would roll back to
-	held := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(g.sh(`for s in $(zfs list -H -t snapshot -o name -d 1 zpool/proto); do zfs holds -H "$s"; done`)), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[1] == "rollout" {
-			held[f[0]] = true
-		}
-	}
 	for s := range needed {
 		if !held[s] {
 			g.t.Errorf("%s: %s is in use and not held", cell, s)
@@ -79,18 +104,13 @@ func (g *guest) settled(cell string, want map[string][]string, running map[strin
 			g.t.Errorf("%s: %s is held and no vhost needs it", cell, s)
 		}
 	}
-	if n := strings.Count(g.must("/sbin/mdconfig", "-l", "-v"), "rollout:"); n != mds {
-		g.t.Errorf("%s: %d /etc disks for %d running vhosts", cell, n, mds)
-	}
-	var extra []string
-	for _, f := range strings.Fields(g.sh(`ls -A /var/run/rollout 2>/dev/null || true`)) {
-		if f != "lock" && !(strings.HasPrefix(f, "etc-") && strings.HasSuffix(f, ".json")) {
-			extra = append(extra, f)
-		}
+	if mds != nrunning {
+		g.t.Errorf("%s: %d /etc disks for %d running vhosts", cell, mds, nrunning)
 	}
 	if len(extra) > 0 {
 		g.t.Errorf("%s: left in state_dir: %v", cell, extra)
 	}
+	return st
 }
 
 func other(v string) string {
@@ -104,6 +124,28 @@ func other(v string) string {
 func (g *guest) version(vhost string) string {
 	g.t.Helper()
 	return strings.TrimPrefix(g.status()[vhost].Snapshot, "zpool/proto@")
+}
+
+// ciCells are the cells `make test` runs: under the lab's emulated CPU a cell takes about a
+// minute, and the whole table (`make crash`, ROLLOUT_CRASH_TABLE=full) most of an hour.
+var ciCells = map[string]bool{
+	"promote before:fstab@vhost1": true, "promote before:commit@vhost1": true,
+	"undo before:undo-start@vhost1": true, "repair before:start@vhost1": true,
+	"create after:commit@vhost3": true, "power before:start@vhost1": true,
+}
+
+// cells is the part of a row of the crash table this run takes.
+func cells(row string, points ...string) []string {
+	if os.Getenv("ROLLOUT_CRASH_TABLE") == "full" {
+		return points
+	}
+	var out []string
+	for _, p := range points {
+		if ciCells[row+" "+p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // the boundaries of a switch of a running vhost with a health check, in plan order; after the
@@ -124,15 +166,15 @@ func TestCrashTableKill(t *testing.T) {
 	check := func(cell string, v1 []string, running map[string]bool) {
 		t.Helper()
 		g.mustRollout("repair")
-		g.settled(cell, map[string][]string{"vhost1": v1, "vhost2": {"1"}, "vhost3": {""}}, running)
-		cur = g.version("vhost1")
+		st := g.settled(cell, map[string][]string{"vhost1": v1, "vhost2": {"1"}, "vhost3": {""}}, running)
+		cur = strings.TrimPrefix(st["vhost1"].Snapshot, "zpool/proto@")
 	}
-	for _, point := range switchPoints {
+	for _, point := range cells("promote", switchPoints...) {
 		to := other(cur)
 		g.rolloutAt(point, "promote", "proto@"+to, "vhost1")
 		check("promote "+point, []string{cur, to}, all)
 	}
-	for _, point := range []string{"before:stop@vhost1", "before:start@vhost1", "before:commit@vhost1"} {
+	for _, point := range cells("rollback", "before:stop@vhost1", "before:start@vhost1", "before:commit@vhost1") {
 		if g.status()["vhost1"].Previous == "" {
 			g.mustRollout("promote", "proto@"+other(cur), "vhost1")
 			cur = g.version("vhost1")
@@ -145,15 +187,15 @@ func TestCrashTableKill(t *testing.T) {
 	// the undo after a failed health check: @3 is unhealthy
 	g.sh(`echo unhealthy > /jail/proto/VERSION`)
 	g.mustRollout("snapshot")
-	for _, point := range []string{"before:undo-stop@vhost1", "before:undo-fstab@vhost1", "before:undo-start@vhost1",
-		"before:undo-journal@vhost1", "after:undo-journal@vhost1"} {
+	for _, point := range cells("undo", "before:undo-stop@vhost1", "before:undo-fstab@vhost1", "before:undo-start@vhost1",
+		"before:undo-journal@vhost1", "after:undo-journal@vhost1") {
 		from := cur
 		g.rolloutAt(point, "promote", "proto@3", "vhost1")
 		check("promote, failed health, "+point, []string{from}, all)
 	}
 
 	// repair itself, killed while it restarts vhost1 on its committed snapshot
-	for _, point := range []string{"before:start@vhost1", "before:journal@vhost1", "before:orphans"} {
+	for _, point := range cells("repair", "before:start@vhost1", "before:journal@vhost1", "before:orphans") {
 		from := cur
 		g.rolloutAt("before:fstab@vhost1", "promote", "proto@"+other(from), "vhost1")
 		g.rolloutAt(point, "repair")
@@ -161,7 +203,7 @@ func TestCrashTableKill(t *testing.T) {
 	}
 
 	// stop and start
-	for _, point := range []string{"before:stop@vhost1", "before:boot@vhost1", "after:boot@vhost1"} {
+	for _, point := range cells("stop", "before:stop@vhost1", "before:boot@vhost1", "after:boot@vhost1") {
 		g.rolloutAt(point, "stop", "vhost1")
 		g.mustRollout("repair")
 		r := g.status()["vhost1"].Running
@@ -172,8 +214,11 @@ func TestCrashTableKill(t *testing.T) {
 		}
 		g.mustRollout("start", "vhost1")
 	}
-	g.mustRollout("stop", "vhost1")
-	for _, point := range []string{"before:conf@vhost1", "before:fstab@vhost1", "before:start@vhost1", "after:start@vhost1"} {
+	startCells := cells("start", "before:conf@vhost1", "before:fstab@vhost1", "before:start@vhost1", "after:start@vhost1")
+	if len(startCells) > 0 {
+		g.mustRollout("stop", "vhost1")
+	}
+	for _, point := range startCells {
 		g.rolloutAt(point, "start", "vhost1")
 		g.mustRollout("repair")
 		r := g.status()["vhost1"].Running
@@ -181,12 +226,14 @@ func TestCrashTableKill(t *testing.T) {
 			map[string]bool{"vhost1": r, "vhost2": true})
 		g.mustRollout("stop", "vhost1")
 	}
-	g.mustRollout("start", "vhost1")
+	if len(startCells) > 0 {
+		g.mustRollout("start", "vhost1")
+	}
 
 	// create: killed at each boundary, the vhost either does not exist yet or exists on @2;
 	// the next create (or start) finishes it
-	for _, point := range []string{"after:datasets@vhost3", "after:hold@vhost3", "after:conf@vhost3",
-		"after:fstab@vhost3", "after:commit@vhost3", "after:boot@vhost3", "after:start@vhost3"} {
+	for _, point := range cells("create", "after:datasets@vhost3", "after:hold@vhost3", "after:conf@vhost3",
+		"after:fstab@vhost3", "after:commit@vhost3", "after:boot@vhost3", "after:start@vhost3") {
 		g.rolloutAt(point, "create", "vhost3", "proto@2")
 		g.mustRollout("repair")
 		s := g.status()["vhost3"]
@@ -205,7 +252,14 @@ func TestCrashTableKill(t *testing.T) {
 		g.mustRollout("repair") // puts back the holds the vhosts need
 	}
 
+	if g.jailPids("vhost2") != vhost2 {
+		t.Error("the crashes or repairs of vhost1 and vhost3 restarted vhost2")
+	}
+
 	// prune: killed between two destroys; the next prune finishes
+	if len(cells("prune", "after:destroy")) == 0 {
+		return
+	}
 	for _, n := range []string{"4", "5"} {
 		g.sh(`echo ` + n + ` > /jail/proto/VERSION`)
 		g.mustRollout("snapshot")
@@ -218,10 +272,6 @@ func TestCrashTableKill(t *testing.T) {
 	if len(left) < 2 || len(left) > 4 || left[len(left)-1] != "zpool/proto@5" {
 		t.Errorf("after the crashed and the repeated prune: %v", left)
 	}
-
-	if g.jailPids("vhost2") != vhost2 {
-		t.Error("the crashes or repairs of vhost1 restarted vhost2")
-	}
 }
 
 // TestCrashTablePowerCut: the boundaries of promote where a power cut differs from a kill
@@ -231,7 +281,7 @@ func TestCrashTablePowerCut(t *testing.T) {
 	g := setUpVhosts(t)
 	g.snapshot2()
 	cur := "1"
-	for _, point := range []string{"before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1", "before:release"} {
+	for _, point := range cells("power", "before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1", "before:release") {
 		to := other(cur)
 		g.sh(`cd / && setsid -f env ROLLOUT_FAILPOINT=` + point + `=pause /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@` + to + ` vhost1 </dev/null >/tmp/promote.log 2>&1
 for i in $(seq 600); do
@@ -244,7 +294,7 @@ cat /tmp/promote.log >&2; exit 1`)
 		g.bootAsRC()
 		g.mustRollout("repair")
 		cell := "promote " + point + " (power cut)"
-		g.settled(cell, map[string][]string{"vhost1": {cur, to}, "vhost2": {"1"}}, map[string]bool{"vhost1": true, "vhost2": true})
-		cur = g.version("vhost1")
+		st := g.settled(cell, map[string][]string{"vhost1": {cur, to}, "vhost2": {"1"}}, map[string]bool{"vhost1": true, "vhost2": true})
+		cur = strings.TrimPrefix(st["vhost1"].Snapshot, "zpool/proto@")
 	}
 }
