@@ -106,3 +106,30 @@ func TestLocalCancelStopsChildren(t *testing.T) {
 	}
 	t.Fatalf("child %d still runs after its parent's context was cancelled", pid)
 }
+
+// Letters and digits at the edges of their ranges need no quotes; the characters just outside
+// them do (apart from '@', '/' and ':', which are safe).
+func TestQuoteWordEdges(t *testing.T) {
+	for _, w := range []string{"a", "z", "A", "Z", "0", "9", "@", "/", ":", "a%+=:,./_-Z"} {
+		if got := QuoteWord(w); got != w {
+			t.Errorf("QuoteWord(%q) = %s, want it unquoted", w, got)
+		}
+	}
+	for _, w := range []string{"`", "{", "[", "~", "^", "é"} {
+		if got := QuoteWord(w); got != "'"+w+"'" {
+			t.Errorf("QuoteWord(%q) = %s, want it quoted", w, got)
+		}
+	}
+}
+
+// A program that never ran has no exit code: -1, not 1 or 0.
+func TestLocalNotStarted(t *testing.T) {
+	err := Local{}.Run(context.Background(), Cmd{Argv: []string{"/nonexistent/program"}})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.ExitCode != -1 || ExitCode(err) != -1 || ce.Host != "local" {
+		t.Fatalf("want *Error with exit -1 on local, got %#v", err)
+	}
+	if err := (Local{}).Run(context.Background(), Cmd{}); err == nil || !strings.Contains(err.Error(), "empty argv") {
+		t.Errorf("empty argv: %v", err)
+	}
+}

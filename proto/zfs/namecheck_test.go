@@ -101,3 +101,82 @@ func TestValidateSnapshotNameLength(t *testing.T) {
 		t.Error("SplitSnapshot accepted a 300-character snapshot name")
 	}
 }
+
+// The limits are exact: 255 characters for a dataset and for dataset@snapshot, 253 for a
+// snapshot name alone; one more is refused, with the length named.
+func TestNameLengthLimits(t *testing.T) {
+	ds255 := "zpool/" + long(MaxNameLen-len("zpool/"))
+	if err := ValidateDataset(ds255); err != nil {
+		t.Errorf("255-character dataset: %v", err)
+	}
+	if err := ValidateDataset(ds255 + "a"); err == nil || !strings.Contains(err.Error(), "longer than 255") {
+		t.Errorf("256-character dataset: %v", err)
+	}
+	if err := ValidateSnapshotName(long(MaxNameLen - 1)); err == nil || !strings.Contains(err.Error(), "254 characters") {
+		t.Errorf("254-character snapshot name: %v", err)
+	}
+	// dataset@snapshot at exactly 255, then 256 with either part one longer
+	ds := "zpool/" + long(200-len("zpool/"))
+	snap := long(MaxNameLen - 200 - 1)
+	if d, n, err := SplitSnapshot(ds + "@" + snap); err != nil || d != ds || n != snap {
+		t.Errorf("255-character snapshot: %q %q %v", d, n, err)
+	}
+	for _, full := range []string{ds + "a@" + snap, ds + "@" + snap + "a"} {
+		if _, _, err := SplitSnapshot(full); err == nil || !strings.Contains(err.Error(), "longer than 255") {
+			t.Errorf("%d-character snapshot: %v", len(full), err)
+		}
+	}
+}
+
+// Every character at the edges of the allowed ranges, and the ones just outside them.
+func TestValidateComponentCharacters(t *testing.T) {
+	for _, s := range []string{"a", "z", "A", "Z", "0", "9", "_", ".x", "x-", ":", "az09AZ_-.:"} {
+		if err := ValidateComponent("name", s); err != nil {
+			t.Errorf("ValidateComponent(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"`", "{", "@", "[", "/", ";", "x y", "é", "~", "-x", ".", ".."} {
+		if err := ValidateComponent("name", s); err == nil {
+			t.Errorf("ValidateComponent(%q) = nil", s)
+		} else if !strings.HasPrefix(err.Error(), "invalid name ") {
+			t.Errorf("ValidateComponent(%q) = %q: does not name the kind", s, err)
+		}
+	}
+}
+
+// A pool name begins with a letter, at either end of either case; digits, '_', '.', ':' and
+// '-' are allowed after the first character only.
+func TestPoolFirstCharacter(t *testing.T) {
+	for _, p := range []string{"a", "z", "A", "Z", "a1", "z_.-:"} {
+		if err := ValidatePool(p); err != nil {
+			t.Errorf("ValidatePool(%q) = %v", p, err)
+		}
+		if err := ValidateDataset(p + "/x"); err != nil {
+			t.Errorf("ValidateDataset(%q) = %v", p+"/x", err)
+		}
+	}
+	for _, p := range []string{"0", "9x", "_x", ".x", ":x"} {
+		if err := ValidatePool(p); err == nil || !strings.Contains(err.Error(), "must begin with a letter") {
+			t.Errorf("ValidatePool(%q) = %v", p, err)
+		}
+		if err := ValidateDataset(p + "/x"); err == nil || !strings.Contains(err.Error(), "must begin with a letter") {
+			t.Errorf("ValidateDataset(%q) = %v", p+"/x", err)
+		}
+	}
+	if err := ValidateUserProperty(":x"); err == nil || !strings.Contains(err.Error(), "module:") {
+		t.Errorf("ValidateUserProperty(\":x\") = %v", err)
+	}
+}
+
+// A one-component name's error says "invalid dataset" once; a longer name's error names the
+// whole name and the bad component.
+func TestValidateDatasetErrorNames(t *testing.T) {
+	err := ValidateDataset("a b")
+	if err == nil || strings.Count(err.Error(), "invalid dataset") != 1 || !strings.Contains(err.Error(), `"a b"`) {
+		t.Errorf(`ValidateDataset("a b") = %v`, err)
+	}
+	err = ValidateDataset("zpool/a b/c")
+	if err == nil || !strings.HasPrefix(err.Error(), `invalid dataset "zpool/a b/c": invalid dataset "a b": `) {
+		t.Errorf(`ValidateDataset("zpool/a b/c") = %v`, err)
+	}
+}

@@ -53,3 +53,27 @@ func TestParseHolds(t *testing.T) {
 		}
 	}
 }
+
+// HumanBytes changes unit at exactly 1024 of the one below.
+func TestHumanBytesEdges(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0K", 1<<20 - 1: "1024.0K", 1 << 20: "1.0M",
+		1<<30 + 1<<29: "1.5G", 1 << 40: "1.0T"} {
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+// The largest size ParseSize takes is 1<<62 bytes, in any unit; negative sizes are refused.
+func TestParseSizeLimits(t *testing.T) {
+	for in, want := range map[string]int64{"4611686018427387904": 1 << 62, "4194304t": 1 << 62, "4294967296G": 1 << 62} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"4611686018427387905", "4194305t", "-1", "-1k", "", "k"} {
+		if got, err := ParseSize(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("ParseSize(%q) = %d, %v; want an error naming it", bad, got, err)
+		}
+	}
+}
