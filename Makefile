@@ -88,8 +88,8 @@ fuzz:
 # (-E / leaves out its subpackages, which have their own entry) runs against that package's
 # unit tests; prints the survivors (LIVED), then killed, lived and efficacy (killed / (killed +
 # lived)) per package and in total, and keeps the reports in bin/mutate. NOT part of make test:
-# it builds and tests the package once per mutant: well over an hour on 2 cores. docs/mutation.md
-# has the last numbers and the survivors judged equivalent. MUTATE_PKGS=rollout runs one.
+# it builds and tests the package once per mutant: well over an hour on 2 cores. README.md
+# ("Mutation testing") has the last numbers and the survivors judged equivalent. MUTATE_PKGS=rollout runs one.
 GREMLINS       ?= github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 MUTATE_PKGS    ?= proto proto/zfs proto/command proto/atomicfile fstabgen etcmerge rollout rollout/config \
                   replicate replicate/sshx
