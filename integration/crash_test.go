@@ -127,11 +127,12 @@ func (g *guest) version(vhost string) string {
 }
 
 // ciCells are the cells `make test` runs: under the lab's emulated CPU a cell takes about a
-// minute, and the whole table (`make crash`, ROLLOUT_CRASH_TABLE=full) most of an hour.
+// minute, and the whole table (`make crash`, ROLLOUT_CRASH_TABLE=full) most of an hour. Power
+// cuts in `make test` are TestNanoBSDPowerCutIdle and TestNanoBSDPowerCutMidPromote.
 var ciCells = map[string]bool{
 	"promote before:fstab@vhost1": true, "promote before:commit@vhost1": true,
 	"undo before:undo-start@vhost1": true, "repair before:start@vhost1": true,
-	"create after:commit@vhost3": true, "power before:start@vhost1": true,
+	"create after:commit@vhost3": true,
 }
 
 // cells is the part of a row of the crash table this run takes.
@@ -284,10 +285,12 @@ func TestCrashTablePowerCut(t *testing.T) {
 	for _, point := range cells("power", "before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1", "before:release") {
 		to := other(cur)
 		g.sh(`cd / && setsid -f env ROLLOUT_FAILPOINT=` + point + `=pause /usr/local/sbin/rollout --config /usr/local/etc/rollout.toml promote proto@` + to + ` vhost1 </dev/null >/tmp/promote.log 2>&1
+# (by process name: a pattern on the command line would match this script too)
 for i in $(seq 600); do
-  p=$(pgrep -f '[r]ollout --config /usr/local/etc/rollout.toml promote' || true)
-  [ -n "$p" ] && [ "$(awk '{print $3}' /proc/$p/stat)" = T ] && exit 0
-  sleep 0.1
+  for p in $(pgrep -x rollout || true); do
+    [ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" = T ] && exit 0
+  done
+  sleep 0.2
 done
 cat /tmp/promote.log >&2; exit 1`)
 		g.powercut()
