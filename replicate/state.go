@@ -159,12 +159,20 @@ func parseState(out []byte) (fss []string, tokens map[string]string, written map
 	tokens, written = map[string]string{}, map[string]uint64{}
 	seen := map[string]bool{}
 	err = getLines(out, func(name, prop, value string) error {
+		if err := zfs.ValidateDataset(name); err != nil {
+			return fmt.Errorf("zfs get line for %q: %w", name, err)
+		}
 		if !seen[name] {
 			seen[name] = true
 			fss = append(fss, name)
 		}
 		switch prop {
 		case "receive_resume_token":
+			// a token is printable ASCII without blanks; anything else is not one (found by
+			// FuzzParseState: a "\r" survived the line split)
+			if strings.IndexFunc(value, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+				return fmt.Errorf("receive_resume_token of %s: not a token: %q", name, value)
+			}
 			if value != "-" && value != "" {
 				tokens[name] = value
 			}
