@@ -3,6 +3,7 @@
 #   make test   every check and test: formatting, vet, staticcheck, the FreeBSD build, unit
 #               tests, a short run of each fuzz target (make fuzz), and the integration tests
 #               against real OpenZFS in the lab
+#   make crash  the whole crash table in the lab (make test runs five of its cells; about an hour)
 #   make mutate mutation testing of the core packages (slow: not part of make test)
 #   make bench  the benchmarks (etcmerge vs cp -a; SSH transport vs OpenSSH; replication in the lab)
 #   make install [PREFIX=/usr/local] [DESTDIR=...]
