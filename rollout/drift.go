@@ -66,57 +66,53 @@ func (m *Manager) driftTarget(ctx context.Context, name, ref string) (*config.Vh
 	return v, st.Snapshot, target.FullName(), nil
 }
 
-// EtcDrift lists the vhost's /cfg files whose base differs between the snapshot it runs on
-// and ref, and were not merged with ref's version yet. It returns the two snapshots' names.
-func (m *Manager) EtcDrift(ctx context.Context, name, ref string) (from, to string, _ []etcmerge.Drift, _ error) {
+// onDriftTrees resolves the vhost and ref, mounts the old and new base /etc and runs fn on them
+// and the vhost's /cfg, which must be mounted (its jail running). It returns the two snapshots.
+func (m *Manager) onDriftTrees(ctx context.Context, name, ref string, fn func(v *config.Vhost, from, to, oldBase, newBase, overlay string) error) (from, to string, _ error) {
 	v, from, to, err := m.driftTarget(ctx, name, ref)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	fstype, err := m.cfgType(ctx, v)
 	if err != nil {
-		return from, to, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		return from, to, fmt.Errorf("vhost %s: %w", v.Name, err)
 	}
 	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to, fstype)
 	if err != nil {
-		return from, to, nil, err
+		return from, to, err
 	}
 	defer release()
 	if !ok {
-		return from, to, nil, fmt.Errorf("vhost %s: %s is not mounted (is the jail running?)", v.Name, overlay)
+		return from, to, fmt.Errorf("vhost %s: %s is not mounted (is the jail running?)", v.Name, overlay)
 	}
-	ds, err := etcmerge.ListDrift(ctx, oldBase, newBase, overlay)
+	if err := fn(v, from, to, oldBase, newBase, overlay); err != nil {
+		return from, to, fmt.Errorf("vhost %s: %w", v.Name, err)
+	}
+	return from, to, nil
+}
+
+// EtcDrift lists the vhost's /cfg files whose base differs between the snapshot it runs on
+// and ref, and were not merged with ref's version yet. It returns the two snapshots' names.
+func (m *Manager) EtcDrift(ctx context.Context, name, ref string) (from, to string, ds []etcmerge.Drift, err error) {
+	from, to, err = m.onDriftTrees(ctx, name, ref, func(_ *config.Vhost, _, _, oldBase, newBase, overlay string) (err error) {
+		ds, err = etcmerge.ListDrift(ctx, oldBase, newBase, overlay)
+		return err
+	})
 	if err != nil {
-		return from, to, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+		return from, to, nil, err
 	}
 	return from, to, ds, nil
 }
 
 // EtcMerge merges the base's changes from the vhost's snapshot to ref into its drifted /cfg
 // files (etcmerge.Merge: all or nothing; o.Labels is filled in here).
-func (m *Manager) EtcMerge(ctx context.Context, name, ref string, o etcmerge.MergeOptions) (from, to string, _ []etcmerge.MergeResult, _ error) {
-	v, from, to, err := m.driftTarget(ctx, name, ref)
-	if err != nil {
-		return "", "", nil, err
-	}
-	fstype, err := m.cfgType(ctx, v)
-	if err != nil {
-		return from, to, nil, fmt.Errorf("vhost %s: %w", v.Name, err)
-	}
-	oldBase, newBase, overlay, ok, release, err := m.driftTrees(ctx, v, from, to, fstype)
-	if err != nil {
-		return from, to, nil, err
-	}
-	defer release()
-	if !ok {
-		return from, to, nil, fmt.Errorf("vhost %s: %s is not mounted (is the jail running?)", v.Name, overlay)
-	}
-	o.Labels = etcmerge.Labels{Mine: "/cfg (" + v.Name + ")", Old: path.Base(from), New: path.Base(to)}
-	res, err := etcmerge.Merge(ctx, oldBase, newBase, overlay, o)
-	if err != nil {
-		return from, to, res, fmt.Errorf("vhost %s: %w", v.Name, err)
-	}
-	return from, to, res, nil
+func (m *Manager) EtcMerge(ctx context.Context, name, ref string, o etcmerge.MergeOptions) (from, to string, res []etcmerge.MergeResult, err error) {
+	from, to, err = m.onDriftTrees(ctx, name, ref, func(v *config.Vhost, from, to, oldBase, newBase, overlay string) (err error) {
+		o.Labels = etcmerge.Labels{Mine: "/cfg (" + v.Name + ")", Old: path.Base(from), New: path.Base(to)}
+		res, err = etcmerge.Merge(ctx, oldBase, newBase, overlay, o)
+		return err
+	})
+	return from, to, res, err
 }
 
 // planDrift puts the vhost's drift from its snapshot to the target into its plan.
