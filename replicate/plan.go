@@ -5,6 +5,7 @@ package replicate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -34,6 +35,8 @@ type MasterState struct {
 	Features *Features
 	// Encryption is Dataset's encryption property ("off"); read with Features
 	Encryption string
+	// Records are the rollout:replicated:SLAVE properties on Dataset, by (lower case) slave
+	Records map[string]LastReplication
 }
 
 // SlaveState is what a slave has of the prototype, and what its vhosts use.
@@ -51,6 +54,10 @@ type SlaveState struct {
 	// names it, or whose rollout:pending journal goes from or to it. These must never be
 	// destroyed or renamed by a receive.
 	InUse map[string][]string
+	// NotReadonly and Unmounted are the replica's file systems that are not read-only, and not
+	// mounted though they would be: a run cut after its receive
+	NotReadonly []string
+	Unmounted   []string
 	// LockHeld: rollout is running on the slave (its lock file is held).
 	LockHeld bool
 	// LockFile is the slave's lock file that was checked, for the refusal.
@@ -115,6 +122,9 @@ type Plan struct {
 	// RecordArgv runs here once the slave has the target: rollout:replicated:SLAVE on the
 	// master's prototype. Its time is the planning time; the run writes the time it finished.
 	RecordArgv []string `json:"record,omitempty"`
+	// Finish: the slave has the target, but a run cut after the receive left its copy not
+	// read-only or not mounted; AfterArgv and the mounts run again
+	Finish bool `json:"finish,omitempty"`
 	// expect maps each slave snapshot the stream must leave to its guid: checked after the
 	// receive, before readonly and the mount (a receive that ended early can exit 0)
 	expect map[string]uint64
@@ -274,46 +284,81 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	return p, nil
 }
 
-// completeSteps returns one incremental send per slave dataset that lacks the target when the
-// slave's top dataset has it, each from that dataset's newest snapshot before the target that
-// the slave has (by guid). Nil when the top lacks the target, or when some dataset that lacks it
-// has no such base (then the whole -R stream is sent again).
-func completeSteps(m MasterState, s SlaveState, mt, st tree, target zfs.Snapshot, flags []string) []Step {
-	if _, ok := byGUID(st[""])[target.GUID]; !ok {
-		return nil
+// completeSteps finishes a replication that an interrupted -R stream left uneven: some datasets
+// further than others, or not there at all. It returns one send | receive per dataset that
+// lacks the target, parents first: an incremental from that dataset's own newest snapshot (by
+// guid), or, for a dataset the slave does not have, a -R stream of it alone. None needs
+// receive -F, so nothing on the slave is destroyed or rolled back, and what had arrived is
+// never sent again.
+//
+// It returns nil when the copy is even (one -R -I stream from a common base does it, and can
+// be shared between slaves) or when some dataset cannot be completed on its own: it diverged,
+// was modified, or has snapshots the master lacks. Then the -R stream's rules and refusals apply.
+func completeSteps(s SlaveState, mt, st tree, target zfs.Snapshot, pool string, flags []string) []Step {
+	exists := map[string]bool{}
+	for _, fs := range s.Filesystems {
+		if rel, ok := relPath(s.Dataset, fs); ok {
+			exists[rel] = true
+		}
 	}
 	var steps []Step
+	uneven := false
+	topBase := ""
+	var missing []string // datasets sent whole, with their descendants
 	for _, rel := range sortedKeys(mt) {
-		have := byGUID(st[rel])
-		l := mt[rel]
-		ti := -1
-		for i, x := range l {
-			if x.Name == target.Name && x.CreateTXG == target.CreateTXG {
-				ti = i
-			}
+		if slices.ContainsFunc(missing, func(m string) bool { return strings.HasPrefix(rel, m+"/") }) {
+			continue // in its ancestor's -R stream
 		}
+		l := mt[rel]
+		ti := slices.IndexFunc(l, func(x zfs.Snapshot) bool { return x.Name == target.Name && x.CreateTXG == target.CreateTXG })
 		if ti < 0 {
 			continue // the dataset has no such snapshot: not in the stream
 		}
-		if _, ok := have[l[ti].GUID]; ok {
+		sds := s.Dataset + rel
+		if !exists[rel] {
+			if len(st[rel]) > 0 || slices.ContainsFunc(s.Filesystems, func(fs string) bool { return strings.HasPrefix(fs, sds+"/") }) {
+				return nil
+			}
+			uneven = true
+			missing = append(missing, rel)
+			steps = append(steps, Step{Dataset: sds,
+				SendArgv:    withFlags([]string{zfs.Bin, "send", "-R", l[ti].FullName()}, flags),
+				ReceiveArgv: ReceiveArgv(pool, false, true)})
 			continue
 		}
-		bi := -1
-		for i := ti - 1; i >= 0; i-- {
-			if _, ok := have[l[i].GUID]; ok {
-				bi = i
-				break
-			}
-		}
-		if bi < 0 {
+		if s.Written[sds] > 0 {
 			return nil
 		}
-		sds := s.Dataset + rel
+		// the slave's snapshots of this dataset must all be the master's, up to the target;
+		// the newest of them is its base
+		bi := -1
+		for _, x := range st[rel] {
+			i := slices.IndexFunc(l, func(y zfs.Snapshot) bool { return y.GUID == x.GUID })
+			if i < 0 || i > ti {
+				return nil
+			}
+			bi = max(bi, i)
+		}
+		if bi < 0 {
+			return nil // there but empty: only a full receive with -F would do
+		}
+		if rel == "" {
+			topBase = l[bi].Name
+		} else if l[bi].Name != topBase {
+			uneven = true
+		}
+		if bi == ti {
+			uneven = true
+			continue
+		}
 		steps = append(steps, Step{Dataset: sds,
 			// the flags of the -R stream it completes: a replica received with -L refuses a
 			// stream without it
 			SendArgv:    withFlags([]string{zfs.Bin, "send", "-I", "@" + l[bi].Name, l[ti].FullName()}, flags),
 			ReceiveArgv: []string{zfs.Bin, "receive", "-s", "-u", sds}})
+	}
+	if !uneven {
+		return nil
 	}
 	return steps
 }
@@ -378,6 +423,19 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	if hasTarget(mt, st, target) {
 		p.Mode = ModeNone
 		p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has %s@%s (guid %d)", s.Dataset, s.Dataset, target.Name, target.GUID))
+		if len(s.NotReadonly)+len(s.Unmounted) > 0 {
+			// the receive was done, the steps after it were cut short: they run again
+			p.Finish = true
+			p.AfterArgv = ReadonlyArgv(s.Dataset)
+			var what []string
+			if len(s.NotReadonly) > 0 {
+				what = append(what, "not read-only: "+strings.Join(s.NotReadonly, ", "))
+			}
+			if len(s.Unmounted) > 0 {
+				what = append(what, "not mounted: "+strings.Join(s.Unmounted, ", "))
+			}
+			p.Reasons = append(p.Reasons, fmt.Sprintf("but a run was cut after its receive (%s): finishing it", strings.Join(what, "; ")))
+		}
 		return p, nil
 	}
 	// the stream flags are chosen only for a plan that sends: an up-to-date slave is never
@@ -481,6 +539,24 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		}
 	}
 
+	// an interrupted -R stream left the datasets at different snapshots: each is completed on
+	// its own, with no -F and nothing sent twice
+	if steps := completeSteps(s, mt, st, target, req.Pool, nil); steps != nil {
+		if err := flags(); err != nil {
+			return nil, err
+		}
+		for i := range steps {
+			steps[i].SendArgv = withFlags(steps[i].SendArgv, p.SendFlags)
+		}
+		p.Mode = ModeComplete
+		if base != nil {
+			p.Base = base.FullName()
+		}
+		p.Steps = steps
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%s is unevenly replicated (an interrupted replication stream): completing each dataset that lacks @%s from its own newest snapshot", s.Dataset, target.Name))
+		return p, nil
+	}
+
 	// --force allows receive -F; it is used only when the slave needs it (a plain receive keeps
 	// every slave snapshot, so a vhost's older snapshot the master has pruned is kept)
 	force := len(reasons) > 0
@@ -489,15 +565,6 @@ func plan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 	}
 	if err := flags(); err != nil {
 		return nil, err
-	}
-	if len(reasons) == 0 && ahead {
-		if steps := completeSteps(m, s, mt, st, target, p.SendFlags); steps != nil {
-			p.Mode = ModeComplete
-			p.Base = base.FullName()
-			p.Steps = steps
-			p.Reasons = append(p.Reasons, fmt.Sprintf("%s already has @%s but some children lack it (an interrupted replication stream): completing each of them", s.Dataset, target.Name))
-			return p, nil
-		}
 	}
 	if ahead && !force {
 		// the slave has master snapshots past the base in some child: the rest of an interrupted
@@ -606,7 +673,9 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	switch p.Mode {
 	case ModeNone:
 		fmt.Fprintf(b, "%s%s: up to date at %s\n", indent, p.Slave, p.Target)
-		return
+		if !p.Finish && p.RecordArgv == nil {
+			return
+		}
 	case ModeResume:
 		fmt.Fprintf(b, "%s%s: resume interrupted receive\n", indent, p.Slave)
 	case ModeComplete:
@@ -649,7 +718,7 @@ func (p *Plan) render(b *strings.Builder, indent string) {
 	if p.AfterArgv != nil {
 		fmt.Fprintf(b, "%s  %s: %s\n", indent, p.Slave, command.Quote(p.AfterArgv))
 	}
-	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil {
+	if p.SendArgv != nil || p.Resume != nil || p.Steps != nil || p.Finish {
 		fmt.Fprintf(b, "%s  %s: /sbin/zfs mount DATASET, for each file system below %s not yet mounted\n", indent, p.Slave, p.SlaveDataset)
 	}
 	if p.RecordArgv != nil {

@@ -134,9 +134,19 @@ func TestPlanCompleteChildrenOfOtherAges(t *testing.T) {
 		t.Fatalf("plan %+v, want etc completed from its first snapshot @2", p)
 	}
 
-	// a child whose first snapshot is the target (made at @3) has no base: the -R stream again
+	// a child whose first snapshot is the target (made at @3), not on the slave yet: sent
+	// whole, on its own, after etc's increment
 	fresh := []zfs.Snapshot{snap("zpool/proto/fresh", "3", 34, 300)}
 	m.Snapshots = append(m.Snapshots, fresh...)
+	p = mustPlan(t, m, s, req)
+	if p.Mode != ModeComplete || p.Force || len(p.Steps) != 2 || p.Steps[1].Dataset != "tank/proto/fresh" ||
+		argv(p.Steps[1].SendArgv) != "/sbin/zfs send -R zpool/proto/fresh@3" ||
+		argv(p.Steps[1].ReceiveArgv) != "/sbin/zfs receive -s -u -o readonly=on -d tank" {
+		t.Errorf("plan %+v, want etc completed and fresh sent whole", p)
+	}
+	// ... but one the slave has, empty (a full receive was cut and its partial state
+	// discarded): only receive -F would take a full stream, so the -R stream's rules apply
+	s.Filesystems = append(s.Filesystems, "tank/proto/fresh")
 	p = mustPlan(t, m, s, req)
 	if p.Mode != ModeIncremental || p.Steps != nil || argv(p.SendArgv) != "/sbin/zfs send -R -I @2 zpool/proto@3" || !p.Force {
 		t.Errorf("plan %+v, want the whole stream from @2 again", p)

@@ -269,19 +269,59 @@ func TestPlanResume(t *testing.T) {
 	}
 }
 
-// After a resumed child (etc got @3 through zfs send -t) the top still lacks @3: the same -R -I
-// stream is sent again with -F, which skips what is there and, as computed, destroys nothing.
+// After a resumed child (etc got @3 through zfs send -t) the top still lacks @3: only the top
+// is sent, from its own @2; no -F, and etc's @3 is not sent again.
 func TestPlanCompletesInterruptedStream(t *testing.T) {
 	m := master("1", "2", "3")
 	s := slave(m, 2)
 	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[5:6])...) // etc@3
 	p := mustPlan(t, m, s, req)
-	if p.Mode != ModeIncremental || p.Base != "zpool/proto@2" || !p.Force || len(p.Destroys) != 0 {
+	if p.Mode != ModeComplete || p.Force || len(p.Steps) != 1 || argv(p.Steps[0].SendArgv) != "/sbin/zfs send -I @2 zpool/proto@3" ||
+		argv(p.Steps[0].ReceiveArgv) != "/sbin/zfs receive -s -u tank/proto" {
 		t.Errorf("plan %+v", p)
 	}
-	// ... unless -F would destroy something: then only with --force
+	// a child with a snapshot the master lacks cannot be completed on its own: the -R stream
+	// with -F, which would destroy it, so only with --force
 	s.Snapshots = append(s.Snapshots, zfs.Snapshot{Dataset: "tank/proto/etc", Name: "old", GUID: 3, CreateTXG: 2})
-	mustRefuse(t, m, s, req, "would destroy tank/proto/etc@old")
+	mustRefuse(t, m, s, req, "would destroy tank/proto/etc@old", "--force")
+}
+
+// The case: the slave had @1; a -R -I @1 @3 stream was cut after the top's @2, before
+// etc got anything. Every dataset is completed from its own newest snapshot, without --force;
+// a plain run used to refuse ("etc lacks @2, the base of the increment") for ever.
+func TestPlanCutAfterTopsFirstIncrement(t *testing.T) {
+	m := master("1", "2", "3")
+	s := slave(m, 1)
+	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[2:3])...) // proto@2
+	p := mustPlan(t, m, s, req)
+	if p.Mode != ModeComplete || p.Force || p.Base != "zpool/proto@2" || len(p.Steps) != 2 {
+		t.Fatalf("plan %+v", p)
+	}
+	want := []string{"/sbin/zfs send -I @2 zpool/proto@3", "/sbin/zfs send -I @1 zpool/proto/etc@3"}
+	for i, st := range p.Steps {
+		if argv(st.SendArgv) != want[i] {
+			t.Errorf("step %d: %s, want %s", i, argv(st.SendArgv), want[i])
+		}
+	}
+	// a first (full) stream cut after the top: etc is not on the slave and is sent whole,
+	// with the stream flags of the plan
+	s = slave(m, 0)
+	s.Filesystems = []string{"tank/proto"}
+	s.Snapshots = replica("tank/proto", "zpool/proto", []zfs.Snapshot{m.Snapshots[0], m.Snapshots[2], m.Snapshots[4]})
+	p = mustPlan(t, m, s, req)
+	if p.Mode != ModeComplete || len(p.Steps) != 1 || argv(p.Steps[0].SendArgv) != "/sbin/zfs send -R zpool/proto/etc@3" {
+		t.Fatalf("plan %+v", p)
+	}
+	// a modified child is not completed behind the admin's back: refused as before
+	s = slave(m, 1)
+	s.Snapshots = append(s.Snapshots, replica("tank/proto", "zpool/proto", m.Snapshots[2:3])...)
+	s.Written["tank/proto/etc"] = 4096
+	mustRefuse(t, m, s, req, "tank/proto/etc was modified")
+	// even datasets (both at @1): one -R -I stream, which slaves can share
+	s = slave(m, 1)
+	if p := mustPlan(t, m, s, req); p.Mode != ModeIncremental || p.Steps != nil || p.Force {
+		t.Errorf("even copy: plan %+v", p)
+	}
 }
 
 // The top got the target through a resumed stream, the child did not: not up to date; the

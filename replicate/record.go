@@ -88,3 +88,29 @@ func LastReplications(ctx context.Context, r command.Runner, dataset string) ([]
 	sort.Slice(out, func(i, j int) bool { return out[i].Slave < out[j].Slave })
 	return out, nil
 }
+
+// recordsArgv lists the properties set on the master's prototype, rollout:replicated:* among
+// them (zfs get cannot select user properties by prefix).
+func recordsArgv(dataset string) []string {
+	return []string{zfs.Bin, "get", "-H", "-p", "-s", "local", "-o", "property,value", "all", dataset}
+}
+
+// QueryRecords reads every slave's rollout:replicated record on dataset, by slave. A record
+// that does not parse is left out: the next run that finds its slave up to date rewrites it.
+func QueryRecords(ctx context.Context, r command.Runner, dataset string) (map[string]LastReplication, error) {
+	out, err := command.Output(ctx, r, recordsArgv(dataset)...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dataset, err)
+	}
+	recs := map[string]LastReplication{}
+	for _, l := range strings.Split(string(out), "\n") {
+		prop, value, ok := strings.Cut(l, "\t")
+		if !ok || !strings.HasPrefix(prop, PropReplicatedPrefix) {
+			continue
+		}
+		if rec, err := ParseReplicated(prop, value); err == nil {
+			recs[rec.Slave] = rec
+		}
+	}
+	return recs, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/rollout/failpoint"
 	"github.com/rollout-dev/rollout/proto/zfs"
 )
 
@@ -48,6 +49,10 @@ type Replicator struct {
 	// SendFlags chooses zfs send's stream flags ([replicate] send_flags); zero: none. When
 	// Auto, planning reads the pool features and zfs version of this host and of each slave.
 	SendFlags SendFlags
+	// Crash is the crash tests' failpoint (see rollout/failpoint); nil does nothing. Its steps
+	// here: receive (the stream of a plan), complete (one dataset), readonly, mount and
+	// record, each with the slave as target.
+	Crash *failpoint.Point
 }
 
 // Options are what was asked on the command line.
@@ -170,23 +175,25 @@ func (r *Replicator) planAll(ctx context.Context, slaves []Slave, opt Options) (
 // queryMaster lists the prototype here and, when the stream flags are chosen from features,
 // reads this host's pool features, zfs version and the prototype's encryption (at once).
 func (r *Replicator) queryMaster(ctx context.Context) (MasterState, error) {
-	if !r.SendFlags.Auto {
-		return QueryMaster(ctx, r.Local, r.Dataset)
-	}
 	var m MasterState
 	var f *Features
 	var enc string
-	var errs [3]error
+	var recs map[string]LastReplication
+	var errs [4]error
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); m, errs[0] = QueryMaster(ctx, r.Local, r.Dataset) }()
-	go func() { defer wg.Done(); f, errs[1] = QueryFeatures(ctx, r.Local, poolOf(r.Dataset)) }()
-	go func() { defer wg.Done(); enc, errs[2] = QueryEncryption(ctx, r.Local, r.Dataset) }()
+	go func() { defer wg.Done(); recs, errs[3] = QueryRecords(ctx, r.Local, r.Dataset) }()
+	if r.SendFlags.Auto {
+		wg.Add(2)
+		go func() { defer wg.Done(); f, errs[1] = QueryFeatures(ctx, r.Local, poolOf(r.Dataset)) }()
+		go func() { defer wg.Done(); enc, errs[2] = QueryEncryption(ctx, r.Local, r.Dataset) }()
+	}
 	wg.Wait()
 	if err := errors.Join(errs[:]...); err != nil {
 		return MasterState{}, err
 	}
-	m.Features, m.Encryption = f, enc
+	m.Features, m.Encryption, m.Records = f, enc, recs
 	return m, nil
 }
 
@@ -242,8 +249,19 @@ func (r *Replicator) addRecord(m MasterState, p *Plan, now time.Time) error {
 			return err
 		}
 	}
-	if p.Mode == ModeNone || p.Mode == ModeResume {
+	if p.Mode == ModeResume {
 		return nil
+	}
+	if p.Mode == ModeNone && !p.Finish {
+		// up to date: recorded unless a run was cut between its receive and its record
+		prop, err := ReplicatedProp(p.Slave)
+		if err != nil {
+			return err
+		}
+		if rec, ok := m.Records[strings.TrimPrefix(prop, PropReplicatedPrefix)]; ok && rec.GUID == p.TargetGUID {
+			return nil
+		}
+		p.Reasons = append(p.Reasons, fmt.Sprintf("but %s does not record it on %s (a run cut before its record): recording it", prop, m.Dataset))
 	}
 	argv, err := RecordArgv(r.Dataset, p.Slave, p.Target, p.TargetGUID, now)
 	p.RecordArgv = argv
@@ -382,6 +400,9 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 			if p.Base != "" {
 				label = fmt.Sprintf("%s %s -> %s", p.Mode, p.Base, p.Target)
 			}
+			for _, i := range idx {
+				r.Crash.Hit("before", "receive", plans[i].Slave)
+			}
 			start := time.Now()
 			outs := r.stream(ctx, p.SendArgv, p.EstimatedBytes, label, targets)
 			mu.Lock()
@@ -405,14 +426,14 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	// every slave that received something: its prototype read-only and mounted
 	for i := range results {
 		res := &results[i]
-		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed)+len(res.Discarded)+len(res.Completed) == 0) {
+		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && !plans[i].Finish && len(res.Resumed)+len(res.Discarded)+len(res.Completed) == 0) {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := bySlave[res.Slave]
-			mounted, err := r.finish(ctx, *s, plans[i].SlaveDataset, len(res.Resumed)+len(res.Completed) > 0)
+			mounted, err := r.finish(ctx, *s, plans[i].SlaveDataset, plans[i].Finish || len(res.Resumed)+len(res.Completed) > 0)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Mounted = mounted
@@ -426,9 +447,10 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 	// every slave that now has the target: recorded on the master, for rollout status
 	for i := range results {
 		res := &results[i]
-		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && len(res.Resumed)+len(res.Completed) == 0) {
+		if res.Error != "" || plans[i] == nil || (res.Mode == ModeNone && plans[i].RecordArgv == nil && len(res.Resumed)+len(res.Completed) == 0) {
 			continue
 		}
+		r.Crash.Hit("before", "record", res.Slave)
 		argv, err := RecordArgv(r.Dataset, res.Slave, plans[i].Target, plans[i].TargetGUID, time.Now())
 		if err == nil {
 			err = r.Local.Run(ctx, command.Cmd{Argv: argv})
@@ -444,10 +466,12 @@ func (r *Replicator) Run(ctx context.Context, slaves []Slave, opt Options) ([]Re
 // after a resume, whose stream may have been the first full one) and mounted.
 func (r *Replicator) finish(ctx context.Context, s Slave, dataset string, resumed bool) ([]string, error) {
 	if resumed {
+		r.Crash.Hit("before", "readonly", s.Name)
 		if err := s.Runner.Run(ctx, command.Cmd{Argv: ReadonlyArgv(dataset)}); err != nil {
 			return nil, fmt.Errorf("%s: received, but: %w", s.Name, err)
 		}
 	}
+	r.Crash.Hit("before", "mount", s.Name)
 	mounted, err := mountReplica(ctx, s.Runner, dataset)
 	if len(mounted) > 0 {
 		r.log().Info("mounted", "slave", s.Name, "datasets", strings.Join(mounted, " "))
@@ -487,6 +511,7 @@ func (r *Replicator) resumeOnce(ctx context.Context, s Slave, p *Plan, opt Optio
 		if out, err := command.Output(ctx, r.Local, EstimateArgv(st.SendArgv)...); err == nil {
 			size, _ = ParseSendSize(out)
 		}
+		r.Crash.Hit("before", "complete", s.Name)
 		outs := r.stream(ctx, st.SendArgv, size, "complete "+st.Dataset, []target{{slave: s, argv: st.ReceiveArgv}})
 		total += outs[0].bytes
 		if outs[0].err != nil {
@@ -662,6 +687,7 @@ func (r *Replicator) stream(ctx context.Context, send []string, size int64, labe
 			err = verifyReceived(ctx, t.slave, t.dataset, t.expect)
 		}
 		if err == nil && t.after != nil {
+			r.Crash.Hit("before", "readonly", t.slave.Name)
 			if aerr := t.slave.Runner.Run(ctx, command.Cmd{Argv: t.after}); aerr != nil {
 				err = fmt.Errorf("%s: received, but: %w", t.slave.Name, aerr)
 			}

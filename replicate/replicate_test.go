@@ -77,6 +77,9 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 	}
 	out, ok := h.outputs[line]
 	h.mu.Unlock()
+	if !ok && line == command.Quote(recordsArgv("zpool/proto")) {
+		ok = true // no slave recorded on the master, unless the test says
+	}
 	if !ok {
 		return fail("fake: unexpected command " + line)
 	}
@@ -146,6 +149,9 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 		"/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3":         "incremental\t2\tzpool/proto@3\t5243000\nsize\t5243000\n",
 		"/sbin/zfs send -n -v -P -R zpool/proto@3":               "full\tzpool/proto@3\t9000000\nsize\t9000000\n",
 		"record": "yes", // rollout:replicated:SLAVE is set
+		// s3 got @3 (guid 1004) in an earlier run; s1 has an older record
+		command.Quote(recordsArgv("zpool/proto")): "mountpoint\t/jail/proto\nrollout:replicated:s3\t1700000000 zpool/proto@3 1004\n" +
+			"rollout:replicated:s1\t1700000000 zpool/proto@2 1002\n",
 	}}
 	s1, s2, s3, bad, fresh := slaveHost("s1", "1", "2"), slaveHost("s2", "1", "2"), slaveHost("s3", "1", "2", "3"), slaveHost("bad", "1", "2"), slaveHost("fresh")
 	bad.failAfter = 2 << 20
@@ -210,7 +216,7 @@ func TestRunSharesSendAndIsolatesFailures(t *testing.T) {
 	if r := byName["bad"]; !strings.Contains(r.Error, "checksum mismatch") {
 		t.Errorf("bad result %+v", r)
 	}
-	// the master records each slave that received the target, and no other
+	// the master records each slave that received the target, and no other (s3 has its record)
 	records := map[string]string{}
 	for _, c := range local.commands() {
 		if rest, ok := strings.CutPrefix(c, "/sbin/zfs set 'rollout:replicated:"); ok {
@@ -450,5 +456,66 @@ func TestReplicatedProp(t *testing.T) {
 		if _, err := ParseReplicated("rollout:replicated:slave2", v); err == nil || !strings.Contains(err.Error(), "rollout:replicated:slave2") {
 			t.Errorf("%q: %v", v, err)
 		}
+	}
+}
+
+// A run cut after its receive (before readonly, the mounts or the record): the next plain run
+// finds the slave up to date and does only what was left, sending nothing. A slave that is up
+// to date and finished, with its record, is left alone.
+func TestRunFinishesRunCutAfterReceive(t *testing.T) {
+	master := func(records string) *fakeHost {
+		return &fakeHost{name: "local", failAfter: -1, outputs: map[string]string{
+			"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
+			listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
+			command.Quote(recordsArgv("zpool/proto")):                records,
+			"record":                                                 "yes",
+		}}
+	}
+	recorded := "rollout:replicated:s\t1700000000 zpool/proto@3 1004\n"
+	state := func(readonly, mounted string) string {
+		var b strings.Builder
+		for _, fs := range []string{"tank/proto", "tank/proto/etc"} {
+			fmt.Fprintf(&b, "%s\treceive_resume_token\t-\n%s\twritten\t0\n%s\treadonly\t%s\n%s\tmounted\t%s\n%s\tcanmount\ton\n%s\tmountpoint\t/jail/proto%s\n",
+				fs, fs, fs, readonly, fs, mounted, fs, fs, strings.TrimPrefix(fs, "tank/proto"))
+		}
+		return b.String()
+	}
+	for _, c := range []struct {
+		name, readonly, mounted, records string
+		want                             []string // commands run on the slave after planning
+		record                           bool
+	}{
+		{"cut before readonly", "off", "no", "", []string{"/sbin/zfs set readonly=on tank/proto", "/sbin/zfs mount tank/proto", "/sbin/zfs mount tank/proto/etc"}, true},
+		{"cut before the mounts", "on", "no", "", []string{"/sbin/zfs set readonly=on tank/proto", "/sbin/zfs mount tank/proto", "/sbin/zfs mount tank/proto/etc"}, true},
+		{"cut before the record", "on", "yes", "", nil, true},
+		{"finished", "on", "yes", recorded, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			local := master(c.records)
+			s := slaveHost("s", "1", "2", "3")
+			s.outputs[command.Quote(stateArgv("tank/proto"))] = state(c.readonly, c.mounted)
+			res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "s", Runner: s, Pool: "tank"}}, Options{})
+			if err != nil || len(res) != 1 || res[0].Mode != ModeNone {
+				t.Fatalf("run: %v %+v", err, res)
+			}
+			var after []string
+			for _, cmd := range s.commands() {
+				if strings.HasPrefix(cmd, "/sbin/zfs set ") || strings.HasPrefix(cmd, "/sbin/zfs mount ") || strings.HasPrefix(cmd, "/sbin/zfs receive") {
+					after = append(after, cmd)
+				}
+			}
+			if strings.Join(after, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("slave ran %q, want %q", after, c.want)
+			}
+			rec := slices.ContainsFunc(local.commands(), func(cmd string) bool { return strings.HasPrefix(cmd, "/sbin/zfs set 'rollout:replicated:s=") })
+			if rec != c.record {
+				t.Errorf("recorded %v, want %v: %q", rec, c.record, local.commands())
+			}
+			for _, cmd := range local.commands() {
+				if strings.HasPrefix(cmd, "/sbin/zfs send") {
+					t.Errorf("sent: %s", cmd)
+				}
+			}
+		})
 	}
 }

@@ -53,7 +53,7 @@ func lockArgv(file string) []string {
 // Slave-side queries, exported so that plans and tests can show the exact commands.
 func stateArgv(dataset string) []string {
 	return []string{zfs.Bin, "get", "-H", "-p", "-o", "name,property,value", "-t", "filesystem", "-r",
-		"receive_resume_token,written", dataset}
+		"receive_resume_token,written,readonly,mounted,canmount,mountpoint", dataset}
 }
 
 func inUseArgv(pool string) []string {
@@ -107,6 +107,9 @@ func QuerySlave(ctx context.Context, r command.Runner, dataset, pool, lockFile s
 	}
 	var err error
 	if s.Filesystems, s.ResumeTokens, s.Written, err = parseState(propsOut); err != nil {
+		return SlaveState{}, fmt.Errorf("%s: %s: %w", r.Host(), dataset, err)
+	}
+	if s.NotReadonly, s.Unmounted, err = parseFinished(propsOut); err != nil {
 		return SlaveState{}, fmt.Errorf("%s: %s: %w", r.Host(), dataset, err)
 	}
 	if s.InUse, err = ParseInUse(inUseOut); err != nil {
@@ -189,6 +192,32 @@ func parseState(out []byte) (fss []string, tokens map[string]string, written map
 		return nil
 	})
 	return fss, tokens, written, err
+}
+
+// parseFinished reads, from the same listing, what a receive leaves for after it: file systems
+// that are not read-only, and those that would be mounted (canmount=on, a path as mountpoint)
+// but are not. A run cut between the receive and these steps leaves them so.
+func parseFinished(out []byte) (notReadonly, unmounted []string, err error) {
+	props := map[string]map[string]string{}
+	var order []string
+	err = getLines(out, func(name, prop, value string) error {
+		if props[name] == nil {
+			props[name] = map[string]string{}
+			order = append(order, name)
+		}
+		props[name][prop] = value
+		return nil
+	})
+	for _, fs := range order {
+		p := props[fs]
+		if v, ok := p["readonly"]; ok && v != "on" {
+			notReadonly = append(notReadonly, fs)
+		}
+		if p["mounted"] == "no" && p["canmount"] == "on" && strings.HasPrefix(p["mountpoint"], "/") {
+			unmounted = append(unmounted, fs)
+		}
+	}
+	return notReadonly, unmounted, err
 }
 
 // ParseInUse maps each snapshot named by a rollout:snapshot or rollout:previous property, or as

@@ -98,7 +98,7 @@ func (e *env) replicate(ctx context.Context, names []string, ref string, bwlimit
 	if err != nil { // checked when the configuration was read
 		return fmt.Errorf("%s: replicate.send_flags: %w", e.cfg.Path, err)
 	}
-	rep := &replicate.Replicator{Local: e.local, Dataset: e.cfg.Proto.Dataset, Log: e.log, SendFlags: flags}
+	rep := &replicate.Replicator{Local: e.local, Dataset: e.cfg.Proto.Dataset, Log: e.log, SendFlags: flags, Crash: e.crash}
 	// the snapshot argument is checked here, before any slave is dialled
 	if ref != "" {
 		if _, err := e.proto().ParseRef(ref); err != nil {
