@@ -257,11 +257,10 @@ func resumePlan(m MasterState, s SlaveState, req Request) (*Plan, error) {
 		st.Names = s.Tokens[ds].Token.ToName
 		st.SendArgv = []string{zfs.Bin, "send", "-t", tok}
 		st.ReceiveArgv = []string{zfs.Bin, "receive", "-s", "-u", ds}
-		if s.Written[ds] > 0 {
-			last := newest(s.Snapshots, ds)
+		// a dataset with no snapshot yet is a full receive cut short: what `written` counts
+		// there is the partial receive itself, not a modification
+		if last := newest(s.Snapshots, ds); s.Written[ds] > 0 && last != "" {
 			switch {
-			case last == "":
-				refuse = append(refuse, fmt.Sprintf("%s was modified and has no snapshot to roll back to before resuming", ds))
 			case !req.Force:
 				refuse = append(refuse, fmt.Sprintf("%s was modified since %s (written=%d), so its interrupted receive cannot resume; --force rolls it back to %s first (the partial receive is kept)", ds, last, s.Written[ds], last))
 			default:

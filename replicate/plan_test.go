@@ -267,6 +267,18 @@ func TestPlanResume(t *testing.T) {
 	if got := argv(p.Resume[0].Rollback); got != "/sbin/zfs rollback tank/proto/etc@2" {
 		t.Errorf("rollback %q", got)
 	}
+
+	// a full receive cut short (the dataset has no snapshot yet): its `written` is the partial
+	// receive itself, and it resumes without --force (found in the lab: a first replication
+	// cut in a child refused for ever, "modified and has no snapshot to roll back to")
+	s = slave(m, 2)
+	s.Snapshots = slices.DeleteFunc(s.Snapshots, func(x zfs.Snapshot) bool { return x.Dataset == "tank/proto/etc" })
+	s.ResumeTokens = map[string]string{"tank/proto/etc": "1-abc-def-0123"}
+	s.Tokens = map[string]TokenCheck{"tank/proto/etc": {Token: &ResumeToken{ToName: "zpool/proto/etc@1", ToGUID: 1001}}}
+	s.Written["tank/proto/etc"] = 4 << 20
+	if p := mustPlan(t, m, s, req); p.Mode != ModeResume || len(p.Resume) != 1 || p.Resume[0].Rollback != nil || p.Resume[0].SendArgv == nil {
+		t.Errorf("plan %+v", p)
+	}
 }
 
 // After a resumed child (etc got @3 through zfs send -t) the top still lacks @3: only the top
