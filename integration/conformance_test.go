@@ -537,3 +537,67 @@ for i in $(seq 50); do flock -n /tmp/lk/lock true || exit 0; sleep 0.1; done; ex
 	}
 	g.run("pkill", "-f", "[f]lock /tmp/lk/lock")
 }
+
+// rctl(8) on a jail (usr.bin/rctl/rctl.c, sys/kern/kern_rctl.c): a rule added by
+// exec.created holds for the jail's processes (memoryuse deny: here cgroup v2's memory.max,
+// so the allocating process is killed rather than paged out); rules are listed as the kernel
+// prints them (amount expanded); a deny rule of an undeniable resource is refused
+// (rctl_rule_add: EOPNOTSUPP); rctl -r takes the jail's rules off, and with none left fails
+// with ESRCH ("No such process"); the jail's cgroup goes with the jail.
+func TestConformanceRctl(t *testing.T) {
+	g := freshPool(t, "master")
+	g.emuRoot("/jail/t")
+	conf := g.emuConf("t", `	path = "/jail/t";
+	mount.devfs;
+	persist;
+	exec.consolelog = "/var/log/jail_t_console.log";
+	exec.created = "/usr/bin/rctl -a jail:t:memoryuse:deny=64M";
+	exec.start = "/bin/true";
+`)
+	g.must("jail", "-f", conf, "-c", "t")
+	if got := g.must("rctl", "jail:t"); got != "jail:t:memoryuse:deny=67108864\n" {
+		t.Errorf("rctl jail:t = %q, want jail:t:memoryuse:deny=67108864", got)
+	}
+	if got := strings.TrimSpace(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/memory.max")); got != "67108864" {
+		t.Errorf("memory.max = %q", got)
+	}
+	alloc := func(size string) result {
+		return g.run("jexec", "t", "/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs="+size, "count=1")
+	}
+	if r := alloc("8M"); r.code != 0 {
+		t.Errorf("8M under a 64M limit: exit %d %s", r.code, r.stderr)
+	}
+	if r := alloc("128M"); r.code == 0 {
+		t.Errorf("128M allocated in a jail with memoryuse deny=64M")
+	}
+	r := g.run("rctl", "-a", "jail:t:cputime:deny=10")
+	if r.code != 1 || strings.TrimSpace(r.stderr) != "rctl: failed to add rule 'jail:t:cputime:deny=10': Operation not supported" {
+		t.Errorf("deny of cputime: exit %d %q", r.code, r.stderr)
+	}
+	g.must("rctl", "-r", "jail:t")
+	if got := g.must("rctl", "jail:t"); got != "" {
+		t.Errorf("rules left after rctl -r: %q", got)
+	}
+	if r := alloc("128M"); r.code != 0 {
+		t.Errorf("128M after rctl -r: exit %d %s", r.code, r.stderr)
+	}
+	r = g.run("rctl", "-r", "jail:t")
+	if r.code != 1 || strings.TrimSpace(r.stderr) != "rctl: failed to remove rule 'jail:t': No such process" {
+		t.Errorf("rctl -r with no rules: exit %d %q", r.code, r.stderr)
+	}
+	// a rule outlives its jail and applies when a jail of that name is created again
+	g.must("rctl", "-a", "jail:t:maxproc:deny=5")
+	g.must("jail", "-f", conf, "-r", "t")
+	if r := g.run("test", "-e", "/sys/fs/cgroup/rollout-jail-t"); r.code == 0 {
+		t.Error("the jail's cgroup outlived the jail")
+	}
+	if got := g.must("rctl", "jail:t"); got != "jail:t:maxproc:deny=5\n" {
+		t.Errorf("rules after the jail's removal: %q", got)
+	}
+	g.must("jail", "-f", conf, "-c", "t")
+	if got := strings.TrimSpace(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/pids.max")); got != "6" {
+		t.Errorf("pids.max = %q, want 6 (5 and the holder)", got)
+	}
+	g.must("jail", "-f", conf, "-r", "t")
+	g.must("rctl", "-r", "jail:t")
+}

@@ -187,6 +187,8 @@ losetup -D 2>/dev/null || true
 rm -f /dev/md[0-9]*
 umount -l /run/bsdemu/mdswap 2>/dev/null || true
 rm -rf /run/bsdemu
+# bsdemu's per-jail cgroups (rctl); their processes were killed above
+for c in /sys/fs/cgroup/rollout-jail-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 ip -4 -o addr show | awk '$4 ~ /\/32$/ {print $2, $4}' | while read -r dev a; do ip addr del "$a" dev "$dev" || true; done
 rm -f /var/log/jail_*_console.log
 zpool destroy -f zpool 2>/dev/null || true

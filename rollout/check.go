@@ -124,6 +124,38 @@ func (m *Manager) checkHost(ctx context.Context, add func(what, problem, fix str
 		}
 	}
 	m.checkHolds(ctx, add, needers)
+	m.checkRacct(ctx, add)
+}
+
+// sysctlBin reads kern.racct.enable: rctl(8) refuses every rule while it is 0.
+const sysctlBin = "/sbin/sysctl"
+
+// checkRacct reports a kernel that would refuse the configured rctl limits: with
+// kern.racct.enable=0 (a loader tunable: it cannot be changed at run time) or without RACCT,
+// each rctl -a of exec.created fails, and with it the jail's start.
+func (m *Manager) checkRacct(ctx context.Context, add func(what, problem, fix string)) {
+	var limited []string
+	for _, n := range m.Cfg.VhostNames() {
+		if len(m.Cfg.Vhosts[n].Limits) > 0 {
+			limited = append(limited, n)
+		}
+	}
+	if len(limited) == 0 {
+		return
+	}
+	which := "the limits of vhost " + strings.Join(limited, ", ")
+	out, err := command.Output(ctx, m.R, sysctlBin, "-n", "kern.racct.enable")
+	var ce *command.Error
+	switch {
+	case errors.As(err, &ce) && strings.Contains(ce.Stderr, "unknown oid"):
+		add("kern.racct.enable", "does not exist: the kernel has no RACCT/RCTL, so "+which+" cannot be applied (their jails do not start)",
+			"run a kernel with options RACCT and RCTL (GENERIC has them), with kern.racct.enable=1 in /boot/loader.conf")
+	case err != nil:
+		add("kern.racct.enable", "cannot be read: "+err.Error(), "sysctl kern.racct.enable says why")
+	case strings.TrimSpace(string(out)) == "0":
+		add("kern.racct.enable", "is 0, so "+which+" cannot be applied (rctl -a fails, and with it the jail's start)",
+			"set kern.racct.enable=1 in /boot/loader.conf and reboot")
+	}
 }
 
 func poolOf(dataset string) string {

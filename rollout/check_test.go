@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +135,28 @@ func (f *checkFixture) writeConf(name string, edit func([]byte) []byte) {
 	}
 }
 
+const sysctlRacct = "/sbin/sysctl -n kern.racct.enable"
+
+// limit gives the vhost an rctl limit, and the jail.conf that goes with it.
+func (f *checkFixture) limit(name string) {
+	f.vhost(name).Limits = map[string]string{"memoryuse": "deny=512m"}
+	f.writeConf(name, nil)
+}
+
+// kern.racct.enable is read only when a vhost has limits, and 1 is no problem.
+func TestCheckRacct(t *testing.T) {
+	f := newCheckFixture(t)
+	if ps := f.m.Check(context.Background(), CheckOptions{}); len(ps) != 0 || slices.Contains(f.r.calls, sysctlRacct) {
+		t.Fatalf("no limits: problems %v, calls %q", ps, f.r.calls)
+	}
+	f = newCheckFixture(t)
+	f.limit("vhost2")
+	f.r.out[sysctlRacct] = "1\n"
+	if ps := f.m.Check(context.Background(), CheckOptions{}); len(ps) != 0 || !slices.Contains(f.r.calls, sysctlRacct) {
+		t.Fatalf("racct on: problems %v, calls %q", ps, f.r.calls)
+	}
+}
+
 // writeFstab writes the fstab rollout would write for snap, changed by edit.
 func (f *checkFixture) writeFstab(name, snap string, edit func([]byte) []byte) {
 	v := f.vhost(name)
@@ -171,7 +194,7 @@ func readOnly(t *testing.T, calls []string) {
 	t.Helper()
 	for _, c := range calls {
 		ok := false
-		for _, p := range []string{"/sbin/zfs get -H ", "/sbin/zfs list -H ", "/sbin/zfs holds -H ", "/usr/sbin/jls -j ", "/sbin/mount -p"} {
+		for _, p := range []string{"/sbin/zfs get -H ", "/sbin/zfs list -H ", "/sbin/zfs holds -H ", "/usr/sbin/jls -j ", "/sbin/mount -p", "/sbin/sysctl -n "} {
 			if strings.HasPrefix(c, p) && !strings.Contains(c, "=") {
 				ok = true
 			}
@@ -290,6 +313,15 @@ func TestCheckFindsEachProblem(t *testing.T) {
 		{"fstab not rollout's", func(f *checkFixture) {
 			f.writeFstab("vhost2", "zpool/proto@2", func(b []byte) []byte { _, rest, _ := strings.Cut(string(b), "\n"); return []byte(rest) })
 		}, []string{"vhost vhost2: fstab DIR/fstab.vhost2 was not written by rollout; move it away, then rollout fstab vhost2 --write writes rollout's"}},
+		{"racct off", func(f *checkFixture) {
+			f.limit("vhost1")
+			f.r.out[sysctlRacct] = "0\n"
+		}, []string{"kern.racct.enable: is 0, so the limits of vhost vhost1 cannot be applied (rctl -a fails, and with it the jail's start); set kern.racct.enable=1 in /boot/loader.conf and reboot"}},
+		{"no racct", func(f *checkFixture) {
+			f.limit("vhost1")
+			f.limit("vhost2")
+			f.r.fail[sysctlRacct] = "sysctl: unknown oid 'kern.racct.enable'"
+		}, []string{"kern.racct.enable: does not exist: the kernel has no RACCT/RCTL, so the limits of vhost vhost1, vhost2 cannot be applied"}},
 		{"fstab on another snapshot", func(f *checkFixture) { f.writeFstab("vhost2", "zpool/proto@1", nil) },
 			[]string{"vhost vhost2: fstab DIR/fstab.vhost2 points at @1, the state says zpool/proto@2; rollout fstab vhost2 --write regenerates it"}},
 		{"fstab from an older config", func(f *checkFixture) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,12 +86,16 @@ func (m *Manager) PlanCreate(ctx context.Context, name, ref string, start bool) 
 			return os.MkdirAll(v.Path, 0o755)
 		}},
 		{Name: "hold", Cmds: cmds(zfs.HoldArgv(proto.HoldTag, to)), run: func(ctx context.Context) error { return zfs.Hold(ctx, m.R, proto.HoldTag, to) }},
-		m.confStep(v),
-		{Name: "fstab", Cmds: []string{"write " + fstabPath}, run: func(context.Context) error { return atomicfile.Write(fstabPath, fstab, 0o644) }},
-		{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPending + "=" + none, v.Dataset}),
-			run: func(ctx context.Context) error { return m.commitSwitch(ctx, st, to) }},
 	}
-	vp.Steps = append(vp.Steps, m.bootStep(v, start))
+	if s, ok := m.spaceStep(v, nil); ok {
+		vp.Steps = append(vp.Steps, s)
+	}
+	vp.Steps = append(vp.Steps,
+		m.confStep(v),
+		Step{Name: "fstab", Cmds: []string{"write " + fstabPath}, run: func(context.Context) error { return atomicfile.Write(fstabPath, fstab, 0o644) }},
+		Step{Name: "commit", Cmds: cmds([]string{zfs.Bin, "set", propSnapshot + "=" + to, propPending + "=" + none, v.Dataset}),
+			run: func(ctx context.Context) error { return m.commitSwitch(ctx, st, to) }},
+		m.bootStep(v, start))
 	if start {
 		vp.Steps = append(vp.Steps, m.startStep(j))
 		if len(v.Health) > 0 {
@@ -298,6 +303,39 @@ func (m *Manager) confStep(v *config.Vhost) Step {
 		run: func(context.Context) error { _, err := m.WriteConf(v); return err }}
 }
 
+// spaceStep sets the quota, refquota and reservation of v's datasets that differ from the
+// configuration; cur is what zfs reports (World.space), nil: set them all (create). The values
+// go to zfs(8) as written; they compare in bytes, as `zfs get -p` prints them. ok is false when
+// nothing differs.
+func (m *Manager) spaceStep(v *config.Vhost, cur map[string]map[string]string) (s Step, ok bool) {
+	var argvs [][]string
+	for _, p := range v.Space() {
+		want, _ := config.SpaceBytes(p.Value) // valid: config checked it
+		if cur != nil && cur[p.Dataset][p.Prop] == strconv.FormatUint(want, 10) {
+			continue
+		}
+		// one `zfs set P=V ... DATASET` per dataset; Space lists a dataset's properties together
+		n := len(argvs)
+		if n == 0 || argvs[n-1][len(argvs[n-1])-1] != p.Dataset {
+			argvs = append(argvs, []string{zfs.Bin, "set", p.Dataset})
+			n++
+		}
+		a := argvs[n-1]
+		argvs[n-1] = append(slices.Clone(a[:len(a)-1]), p.Prop+"="+p.Value, p.Dataset)
+	}
+	if len(argvs) == 0 {
+		return Step{}, false
+	}
+	return Step{Name: "space", Cmds: cmds(argvs...), run: func(ctx context.Context) error {
+		for _, argv := range argvs {
+			if err := m.R.Run(ctx, command.Cmd{Argv: argv}); err != nil {
+				return fmt.Errorf("vhost %s: %w", v.Name, err)
+			}
+		}
+		return nil
+	}}, true
+}
+
 // bootStep records whether the vhost is to run after a reboot (rollout:boot, read by boot).
 func (m *Manager) bootStep(v *config.Vhost, on bool) Step {
 	val := "off"
@@ -317,7 +355,7 @@ func (m *Manager) PlanStart(ctx context.Context, names []string) (*Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	w, err := m.loadWorld(ctx, worldLoad{jails: true})
+	w, err := m.loadWorld(ctx, worldLoad{jails: true, space: vs})
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +372,9 @@ func (m *Manager) PlanStart(ctx context.Context, names []string) (*Plan, error) 
 			return nil, err
 		}
 		vp.Steps = []Step{m.confStep(v), fstab, m.bootStep(v, true)}
+		if s, ok := m.spaceStep(v, w.space); ok {
+			vp.Steps = append([]Step{s}, vp.Steps...)
+		}
 		if running {
 			vp.Noop = "already running on " + st.Snapshot
 		} else {

@@ -60,7 +60,8 @@ func (m *Manager) Jail(v *config.Vhost) host.Jail {
 		Prestart: hook("init"), Poststop: hook("cleanup"), Params: v.Params,
 		// where rc.d/jail puts it, so admins find it where they look
 		ConsoleLog:  "/var/log/jail_" + v.Name + "_console.log",
-		ExecTimeout: m.Cfg.Timeouts.Start, StopTimeout: m.Cfg.Timeouts.Term}
+		ExecTimeout: m.Cfg.Timeouts.Start, StopTimeout: m.Cfg.Timeouts.Term,
+		Limits: v.Rules()}
 }
 
 // within runs fn with a deadline of d (none when d is 0): no jail(8), hook or health check can

@@ -105,7 +105,7 @@ func (m *Manager) PlanRollback(ctx context.Context, names []string, to string, o
 // switchWorld reads what promote and rollback consult: everything, and whether the vhosts'
 // /cfg is mounted (trialEtc).
 func (m *Manager) switchWorld(ctx context.Context, vs []*config.Vhost) (*World, error) {
-	l := worldLoad{jails: true, proto: true}
+	l := worldLoad{jails: true, proto: true, space: vs}
 	for _, v := range vs {
 		l.mounts = append(l.mounts, path.Join(v.Path, "cfg"))
 	}
@@ -188,7 +188,13 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 	start := m.startStep(j)
 	commitStep := m.commitStep(v, st, to)
 
-	vp.Steps = []Step{hold, jr, conf}
+	// the space settings go before the journal: zfs refuses a quota below what is used, and
+	// then nothing of the switch has happened yet but the hold
+	vp.Steps = []Step{hold}
+	if s, ok := m.spaceStep(v, w.space); ok {
+		vp.Steps = append(vp.Steps, s)
+	}
+	vp.Steps = append(vp.Steps, jr, conf)
 	if running {
 		vp.Steps = append(vp.Steps, stop, newFstab, start)
 		if len(v.Health) > 0 {

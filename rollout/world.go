@@ -29,6 +29,7 @@ type World struct {
 	refs     map[string]uint64            // snapshot name -> holds on it, summed over the prototype's datasets
 	holds    map[string][]string          // prototype snapshot (full name) with holds -> its tags
 	protoErr error                        // why the prototype could not be read, when asked for
+	space    map[string]map[string]string // dataset -> quota, refquota, reservation -> bytes (0: none)
 }
 
 // worldLoad says which parts a command needs beyond the datasets and the jails.
@@ -36,6 +37,9 @@ type worldLoad struct {
 	jails  bool     // the running jails
 	proto  bool     // the prototype's file systems, snapshots and holds
 	mounts []string // mount points whose file system type matters
+	// space: vhosts whose datasets' quota, refquota and reservation are compared with the
+	// configuration (one more `zfs get`, only when one of them sets any)
+	space []*config.Vhost
 }
 
 // stateProps are the properties one `zfs get` reads of every file system.
@@ -67,6 +71,9 @@ func (m *Manager) loadWorld(ctx context.Context, l worldLoad) (*World, error) {
 		if w.mounts, err = m.Host.MountTypes(ctx, l.mounts); err != nil {
 			return nil, err
 		}
+	}
+	if w.space, err = readSpace(ctx, m.R, l.space); err != nil {
+		return nil, err
 	}
 	if !l.proto {
 		return w, nil
@@ -211,6 +218,44 @@ func parseProps(out []byte) (map[string]map[string]string, error) {
 		}
 	}
 	return props, nil
+}
+
+// readSpace reads quota, refquota and reservation of the datasets vs configure them on, in
+// one `zfs get` (no zfs run when none does). A dataset that does not exist is left out: the
+// planners refuse it on their own terms.
+func readSpace(ctx context.Context, r command.Runner, vs []*config.Vhost) (map[string]map[string]string, error) {
+	var dss []string
+	for _, v := range vs {
+		for _, p := range v.Space() {
+			dss = append(dss, p.Dataset)
+		}
+	}
+	slices.Sort(dss)
+	dss = slices.Compact(dss)
+	if len(dss) == 0 {
+		return nil, nil
+	}
+	argv := append([]string{zfs.Bin, "get", "-H", "-p", "-t", "filesystem", "-o", "name,property,value",
+		strings.Join(config.SpaceProps, ",")}, dss...)
+	out, err := command.Output(ctx, r, argv...)
+	if err != nil && missingRoots(err, dss) == nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(dss, " "), err)
+	}
+	space := map[string]map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || !slices.Contains(dss, f[0]) || !slices.Contains(config.SpaceProps, f[1]) {
+			return nil, fmt.Errorf("unexpected zfs get line %q", line)
+		}
+		if space[f[0]] == nil {
+			space[f[0]] = map[string]string{}
+		}
+		space[f[0]][f[1]] = f[2]
+	}
+	return space, nil
 }
 
 // Exists reports whether the file system exists.

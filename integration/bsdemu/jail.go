@@ -767,6 +767,13 @@ func (op *jailOp) create() bool {
 		op.warn("%v", err)
 		return false
 	}
+	// the jail's cgroup, with the rctl rules already set for its name (rctl.go): the holder
+	// and every process attached to the jail join it
+	if err := makeJailCgroup(op.name); err != nil {
+		os.Remove(jailFile(op.name))
+		op.warn("jail_set: %v", err)
+		return false
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		op.warn("%v", err)
@@ -850,6 +857,7 @@ func (op *jailOp) remove() {
 		}
 	}
 	os.Remove(jailFile(op.name))
+	removeJailCgroup(op.name)
 	op.removed = true
 	if !op.quiet {
 		fmt.Printf("%s: removed\n", op.name)
@@ -943,6 +951,11 @@ func attachMain(args []string) int {
 		return 1
 	}
 	root, clean, name, argv := args[0], args[1] == "1", args[2], args[4:]
+	// jail_attach(2) makes the process the jail's for racct: here, its cgroup (rctl.go)
+	if err := joinJailCgroup(name); err != nil {
+		warnx("jail", "%s: jail_attach: %s", name, errno(err))
+		return 1
+	}
 	if err := unix.Chroot(root); err != nil {
 		warnx("jail", "%s: jail_attach: %s", name, errno(err))
 		return 1
@@ -1011,6 +1024,9 @@ func holderMain(args []string) int {
 	}
 	myNS, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
+		return fail(err)
+	}
+	if err := joinJailCgroup(name); err != nil {
 		return fail(err)
 	}
 	if err := unix.Chroot(root); err != nil {

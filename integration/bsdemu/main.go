@@ -2,7 +2,7 @@
 
 // Command bsdemu makes a Linux lab guest speak FreeBSD's jail userland: jail(8), jls(8),
 // jexec(8), mdconfig(8), newfs(8), mount(8) -p, mount_nullfs(8), umount(8) and the
-// ifconfig(8) alias forms and lockf(1), at FreeBSD's paths. It is a multi-call binary: the name it is
+// ifconfig(8) alias forms, lockf(1) and rctl(8) for jails, at FreeBSD's paths. It is a multi-call binary: the name it is
 // run as (basename of argv[0]) picks the program, as FreeBSD's crunched binaries do.
 //
 // It is lab code only (integration/lab installs it into each guest); the product never
@@ -46,6 +46,8 @@ func main() {
 		rc = ifconfigMain(args)
 	case "lockf":
 		rc = lockfMain(args)
+	case "rctl":
+		rc = rctlMain(args)
 	case holderName:
 		rc = holderMain(args)
 	case attachName:
@@ -53,7 +55,7 @@ func main() {
 	case pinName:
 		rc = pinMain(args)
 	default:
-		fmt.Fprintf(os.Stderr, "bsdemu: unknown program %q (run as jail, jls, jexec, mdconfig, newfs, mount, umount, mount.nullfs, ifconfig or lockf)\n", prog)
+		fmt.Fprintf(os.Stderr, "bsdemu: unknown program %q (run as jail, jls, jexec, mdconfig, newfs, mount, umount, mount.nullfs, ifconfig, lockf or rctl)\n", prog)
 		rc = 2
 	}
 	os.Exit(rc)
@@ -86,6 +88,8 @@ func errno(err error) string {
 		return "Invalid argument"
 	case "cannot assign requested address":
 		return "Can't assign requested address"
+	case "numerical result out of range":
+		return "Result too large"
 	}
 	if s != "" {
 		return strings.ToUpper(s[:1]) + s[1:]

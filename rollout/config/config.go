@@ -127,6 +127,15 @@ type Vhost struct {
 	ExecStop  string            `toml:"exec_stop"`
 	Health    []string          `toml:"health"` // argv run inside the jail after start; exit 0 = healthy
 	Params    map[string]string `toml:"params"` // further jail(8) parameters, written as given
+
+	// Limits are rctl(8) rules on the jail: resource -> "ACTION=AMOUNT" ("deny=512m"), added
+	// when the jail is created and removed when it is removed (see host.Jail.Limits).
+	Limits map[string]string `toml:"limits"`
+	// Quota, RefQuota and Reservation are zfs(8) properties of the vhost's datasets: child
+	// name (one of Datasets) -> size ("10G", "none"). Set by create and at each switch.
+	Quota       map[string]string `toml:"quota"`
+	RefQuota    map[string]string `toml:"refquota"`
+	Reservation map[string]string `toml:"reservation"`
 }
 
 // Slave is a host that receives the prototype's snapshots.
@@ -581,6 +590,12 @@ func (c *Config) checkVhost(v *Vhost) error {
 		return err
 	}
 	if err := checkName(k+".hostname", "hostname", v.Hostname); err != nil {
+		return err
+	}
+	if err := checkLimits(k, v); err != nil {
+		return err
+	}
+	if err := checkSpace(k, v); err != nil {
 		return err
 	}
 	return checkJailConf(k, v)

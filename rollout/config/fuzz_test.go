@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +92,17 @@ func checkAccepted(t *testing.T, c *Config) {
 		for _, d := range v.Datasets {
 			if zfs.ValidateComponent("", d) != nil || d == "etc" || d == "dev" || d == "conf" {
 				t.Fatalf("accepted vhost %s child dataset %q", name, d)
+			}
+		}
+		// rctl rules go into jail.conf and an rctl(8) argv: lower-case words, '=', a number
+		for res, rule := range v.Limits {
+			if !regexp.MustCompile(`^[a-z]+$`).MatchString(res) || !regexp.MustCompile(`^[a-z0-9]+=[0-9]+[kmgtpeKMGTPE]?$`).MatchString(rule) {
+				t.Fatalf("accepted vhost %s limit %q = %q", name, res, rule)
+			}
+		}
+		for _, p := range v.Space() {
+			if !slices.Contains(v.Datasets, strings.TrimPrefix(p.Dataset, v.Dataset+"/")) || strings.ContainsAny(p.Value, " \t\n=,'\"") {
+				t.Fatalf("accepted vhost %s %s %q on %s", name, p.Prop, p.Value, p.Dataset)
 			}
 		}
 		cleanAbs("vhost path", v.Path)

@@ -44,6 +44,7 @@ const (
 	mountBin    = "/sbin/mount"
 	umountBin   = "/sbin/umount"
 	ifconfigBin = "/sbin/ifconfig"
+	rctlBin     = "/usr/bin/rctl"
 )
 
 // ConfFile is the per-jail file that rc.d/jail also finds (after /etc/jail.NAME.conf and
@@ -54,7 +55,7 @@ func (f *freeBSD) ConfFile(j Jail) string { return path.Join(f.confDir, j.Name+"
 var managedParams = map[string]bool{
 	"name": true, "path": true, "host.hostname": true, "mount.fstab": true, "mount.devfs": true,
 	"interface": true, "ip4.addr": true, "exec.prestart": true, "exec.start": true,
-	"exec.stop": true, "exec.poststop": true, "exec.clean": true, "exec.consolelog": true,
+	"exec.stop": true, "exec.poststop": true, "exec.created": true, "exec.clean": true, "exec.consolelog": true,
 	"exec.timeout": true, "stop.timeout": true,
 }
 
@@ -144,6 +145,27 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 	put("exec.start", j.ExecStart)
 	put("exec.stop", j.ExecStop)
 	put("exec.poststop", command.Quote(j.Poststop))
+	// The limits: jail(8) runs exec.created in the system environment once the jail exists and
+	// before exec.start (usr.sbin/jail/jail.c, IP_EXEC_CREATED after IP__OP), so the rules
+	// are on the jail before its first process; one rule per command, appended with "+=".
+	// rctl(8)'s jail rules outlive the jail (kern_rctl.c keeps them on the prison_racct, by
+	// name), so exec.poststop, which jail -r runs right after the removal, takes them off
+	// again; a jail that disappears without jail -r is handled by Stop (removeLimits).
+	// rc.d/jail reads this same file, so a jail started at boot gets the same rules.
+	for i, l := range j.Limits {
+		op := "+="
+		if i == 0 {
+			op = "="
+		}
+		fmt.Fprintf(&b, "\texec.created %s \"%s\";\n", op, command.Quote(rctlAddArgv(j.Name, l)))
+	}
+	if len(j.Limits) > 0 {
+		op := "+="
+		if len(j.Poststop) == 0 {
+			op = "="
+		}
+		fmt.Fprintf(&b, "\texec.poststop %s \"%s\";\n", op, command.Quote(rctlRemoveArgv(j.Name)))
+	}
 	keys := make([]string, 0, len(j.Params))
 	for k := range j.Params {
 		keys = append(keys, k)
@@ -174,6 +196,31 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 // never shortened to 0 (which would mean "none").
 func seconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
+
+// rctlAddArgv adds one rule on jail name (rctl(8): "rctl -a subject:subject-id:resource:action=amount").
+func rctlAddArgv(name, rule string) []string {
+	return []string{rctlBin, "-a", "jail:" + name + ":" + rule}
+}
+
+// rctlRemoveArgv removes every rule on jail name: a filter with only the subject matches them all.
+func rctlRemoveArgv(name string) []string { return []string{rctlBin, "-r", "jail:" + name} }
+
+// removeLimits takes the jail's rctl rules off after a jail that disappeared without jail -r
+// (so without exec.poststop). A filter that matches no rule fails with ESRCH (kern_rctl.c
+// rctl_rule_remove; rctl(8) prints "No such process"): nothing was left, which is the aim.
+// Any other failure is logged, not returned: the jail is stopped, and its next start
+// replaces deny rules of the same resource anyway (rctl_rule_add).
+func (f *freeBSD) removeLimits(ctx context.Context, j Jail) {
+	if len(j.Limits) == 0 {
+		return
+	}
+	err := f.r.Run(ctx, command.Cmd{Argv: rctlRemoveArgv(j.Name)})
+	var ce *command.Error
+	if err == nil || errors.As(err, &ce) && ce.ExitCode == 1 && strings.Contains(ce.Stderr, "No such process") {
+		return
+	}
+	f.log.Warn("could not remove the jail's rctl rules", "jail", j.Name, "err", err)
 }
 
 func (f *freeBSD) jailArgv(j Jail, op string) []string {
@@ -214,6 +261,7 @@ func (f *freeBSD) Stop(ctx context.Context, j Jail) error {
 		switch {
 		case jailNotFound(err, j.Name):
 			f.log.Info("jail not running", "jail", j.Name)
+			f.removeLimits(ctx, j)
 		case ctx.Err() != nil:
 			return jailErr(j.Name, fmt.Errorf("stop: %w", err))
 		default:
@@ -223,6 +271,7 @@ func (f *freeBSD) Stop(ctx context.Context, j Jail) error {
 				return jailErr(j.Name, errors.Join(fmt.Errorf("stop: %w", err), rerr))
 			}
 			f.log.Warn("jail(8) failed but removed the jail; cleaning up after it", "jail", j.Name, "err", err)
+			f.removeLimits(ctx, j)
 		}
 	}
 	// A jail whose processes all exited disappears without exec.poststop or unmounts, and
@@ -383,10 +432,17 @@ func (f *freeBSD) undoStart(ctx context.Context, j Jail) error {
 	if err != nil {
 		return err
 	}
+	removed := false // by jail -r, which ran exec.poststop and so took the rctl rules off
 	if running {
-		if err := f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-r")}); err != nil && !jailNotFound(err, j.Name) {
+		err := f.r.Run(ctx, command.Cmd{Argv: f.jailArgv(j, "-r")})
+		if err != nil && !jailNotFound(err, j.Name) {
 			return err
 		}
+		removed = err == nil
+	}
+	if !removed {
+		// jail(8) unwinds a failed create without exec.poststop: exec.created may have added rules
+		f.removeLimits(ctx, j)
 	}
 	return f.cleanup(ctx, j, true)
 }

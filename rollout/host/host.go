@@ -39,6 +39,9 @@ type Jail struct {
 	// on it. StopTimeout is stop.timeout: how long the jail's processes get between SIGTERM and
 	// the jail's removal. Zero leaves jail(8)'s default.
 	ExecTimeout, StopTimeout time.Duration
+	// Limits are rctl(8) rules without their subject, "RESOURCE:ACTION=AMOUNT", in the order
+	// they are added (config.Vhost.Rules: sorted).
+	Limits []string
 }
 
 // Host runs jails on one machine.
@@ -140,8 +143,17 @@ func (j Jail) check() error {
 	if err := checkPath("fstab", j.Fstab); err != nil {
 		return fmt.Errorf("jail %s: %w", j.Name, err)
 	}
+	for _, l := range j.Limits {
+		if !limitRE.MatchString(l) {
+			return fmt.Errorf("jail %s: invalid rctl rule %q (want RESOURCE:ACTION=AMOUNT)", j.Name, l)
+		}
+	}
 	return nil
 }
+
+// limitRE is the shape config accepts for an rctl rule; it keeps the rule one word in
+// jail.conf(5) and in the sh(1) command line jail(8) runs.
+var limitRE = regexp.MustCompile(`^[a-z]+:[a-z0-9]+=[0-9]+[kmgtpeKMGTPE]?$`)
 
 // under reports whether mount point mp is root or lies below it.
 func under(mp, root string) bool {
