@@ -16,8 +16,8 @@ import (
 
 	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
-	"github.com/rollout-dev/rollout/rollout/failpoint"
 	"github.com/rollout-dev/rollout/proto/zfs"
+	"github.com/rollout-dev/rollout/rollout/failpoint"
 )
 
 // Slave is one destination, connected.

@@ -468,7 +468,7 @@ func TestRunFinishesRunCutAfterReceive(t *testing.T) {
 			"/sbin/zfs list -H -o name -t filesystem -r zpool/proto": "zpool/proto\nzpool/proto/etc\n",
 			listSnaps + "zpool/proto":                                snapLines("zpool/proto", 1000, "1", "2", "3"),
 			command.Quote(recordsArgv("zpool/proto")):                records,
-			"record":                                                 "yes",
+			"record": "yes",
 		}}
 	}
 	recorded := "rollout:replicated:s\t1700000000 zpool/proto@3 1004\n"
