@@ -90,7 +90,7 @@ func (t *trees) close() { closeAll(t.old, t.new, t.cfg) }
 // drift walks the overlay; only (cleaned relative paths) limits it to those paths and below.
 func (t *trees) drift(ctx context.Context, only []string) ([]Drift, error) {
 	var out []Drift
-	err := walkFiles(ctx, t.cfg, "", func(rel string) error {
+	err := walkFiles(ctx, t.cfg, func(rel string) error {
 		if len(only) > 0 && !underAny(rel, only) {
 			return nil
 		}
@@ -134,41 +134,18 @@ func underAny(p string, dirs []string) bool {
 	return false
 }
 
-// walkFiles calls fn with the path of every regular file below the open directory d (rel),
-// skipping rollout's own files in the root and temporary files. Directories are opened with
-// O_NOFOLLOW|O_DIRECTORY; nothing else is opened.
-func walkFiles(ctx context.Context, d *os.File, rel string, fn func(string) error) error {
-	es, err := readDir(d)
-	if err != nil {
-		return err
-	}
-	for i := range es {
-		if err := ctx.Err(); err != nil {
-			return err
+// walkFiles calls fn with the path of every regular file below the open directory d (the
+// root of /cfg), skipping rollout's own files in the root and temporary files.
+func walkFiles(ctx context.Context, d *os.File, fn func(string) error) error {
+	return walkTree(ctx, d, "", func(p string, e *ent) (bool, error) {
+		if p == WhiteoutFile || p == MergedFile || strings.HasPrefix(e.name, tempPrefix) {
+			return true, nil
 		}
-		e := &es[i]
-		if rel == "" && (e.name == WhiteoutFile || e.name == MergedFile) || strings.HasPrefix(e.name, tempPrefix) {
-			continue
+		if e.typ() == unix.S_IFREG {
+			return false, fn(p)
 		}
-		p := path.Join(rel, e.name)
-		switch e.typ() {
-		case unix.S_IFREG:
-			if err := fn(p); err != nil {
-				return err
-			}
-		case unix.S_IFDIR:
-			sub, err := openDir(d, e.name)
-			if err != nil {
-				return err
-			}
-			err = walkFiles(ctx, sub, p, fn)
-			sub.Close()
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return false, nil
+	})
 }
 
 // removedID stands for a base entry that is gone.

@@ -1,6 +1,7 @@
 package etcmerge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -138,6 +139,41 @@ func (m *merger) list(rel string, b, o *os.File) ([]*item, error) {
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
 	return items, nil
+}
+
+// walkTree calls fn with every entry below the open directory d (at rel), depth first in
+// name order, and the entry's path relative to the walk's root; skip leaves a directory's
+// contents out. Directories are opened with O_NOFOLLOW|O_DIRECTORY, nothing else is opened,
+// so a FIFO cannot block the walk and no symlink is followed.
+func walkTree(ctx context.Context, d *os.File, rel string, fn func(p string, e *ent) (skip bool, err error)) error {
+	es, err := readDir(d)
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := &es[i]
+		p := path.Join(rel, e.name)
+		skip, err := fn(p, e)
+		if err != nil {
+			return err
+		}
+		if skip || e.typ() != unix.S_IFDIR {
+			continue
+		}
+		sub, err := openDir(d, e.name)
+		if err != nil {
+			return err
+		}
+		err = walkTree(ctx, sub, p, fn)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openSides opens the directories that merge into the directory it.

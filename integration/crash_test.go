@@ -150,9 +150,11 @@ func cells(row string, points ...string) []string {
 }
 
 // the boundaries of a switch of a running vhost with a health check, in plan order; after the
-// last vhost step comes the plan's finally (release), which has no vhost
+// last vhost step comes the plan's finally (release), which has no vhost. Around the stage
+// step (the next /etc built before the stop, md backend): repair restarts the vhost on its
+// old snapshot and frees the staged disk.
 var switchPoints = []string{"before:hold@vhost1", "before:journal@vhost1", "before:conf@vhost1",
-	"before:stop@vhost1", "before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1",
+	"before:stage@vhost1", "after:stage@vhost1", "before:stop@vhost1", "before:fstab@vhost1", "before:start@vhost1", "before:health@vhost1",
 	"before:commit@vhost1", "before:release", "after:release"}
 
 // TestCrashTableKill: promote and rollback (every boundary, the undo's included), repair

@@ -12,12 +12,14 @@ import (
 	"github.com/rollout-dev/rollout/etcmerge"
 	"github.com/rollout-dev/rollout/proto/atomicfile"
 	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/host"
 )
 
 // The jail's /etc: jail(8) mounts the fstab (the snapshot as the root, the snapshot's /etc at
 // conf/base/etc, the vhost's datasets), then runs exec.prestart = `rollout etc init`, which
 // makes the memory file system at <path>/etc and fills it: the snapshot's /etc, then /cfg on
-// top. exec.poststop = `rollout etc cleanup` destroys it.
+// top; or, when a switch staged it before the stop (stage.go), only mounts the staged disk.
+// exec.poststop = `rollout etc cleanup` destroys it.
 
 func etcDirs(v *config.Vhost) (base, overlay, live string) {
 	return path.Join(v.Path, "conf", "base", "etc"), path.Join(v.Path, "cfg"), path.Join(v.Path, "etc")
@@ -48,33 +50,45 @@ func (m *Manager) lastEtcBuild(vhost string) time.Duration {
 	return t.Duration
 }
 
-// EtcInit makes and fills the jail's /etc; on failure it leaves nothing mounted.
-func (m *Manager) EtcInit(ctx context.Context, name string) (etcmerge.Stats, error) {
+// EtcInit makes and fills the jail's /etc, or mounts the one staged for this start (staged
+// true); on failure it leaves nothing mounted.
+func (m *Manager) EtcInit(ctx context.Context, name string) (stats etcmerge.Stats, staged bool, err error) {
 	v, err := m.Cfg.Vhost(name)
 	if err != nil {
-		return etcmerge.Stats{}, err
+		return etcmerge.Stats{}, false, err
 	}
 	start := time.Now()
 	base, overlay, live := etcDirs(v)
 	if _, err := os.Stat(base); err != nil {
-		return etcmerge.Stats{}, fmt.Errorf("vhost %s: the snapshot's /etc is not mounted at %s: %w", name, base, err)
+		return etcmerge.Stats{}, false, fmt.Errorf("vhost %s: the snapshot's /etc is not mounted at %s: %w", name, base, err)
+	}
+	if m.Cfg.Etc.Backend == host.BackendMD {
+		if rec, ok := m.useStaged(ctx, v, overlay, live); ok {
+			m.recordEtcTiming(name, time.Since(start), rec.Stats.Files)
+			return rec.Stats, true, nil
+		}
 	}
 	if _, err := m.Host.MountEtc(ctx, name, live, m.Cfg.Etc.Backend, m.Cfg.Etc.Size); err != nil {
-		return etcmerge.Stats{}, fmt.Errorf("vhost %s: %w", name, err)
+		return etcmerge.Stats{}, false, fmt.Errorf("vhost %s: %w", name, err)
 	}
-	stats, err := etcmerge.Build(ctx, base, overlay, live, m.Log)
+	stats, err = etcmerge.Build(ctx, base, overlay, live, m.Log)
 	if err != nil {
 		if uerr := m.Host.UnmountEtc(context.WithoutCancel(ctx), name, live, m.Cfg.Etc.Backend); uerr != nil {
 			m.Log.Error("cannot undo /etc", "vhost", name, "err", uerr)
 		}
-		return stats, fmt.Errorf("vhost %s: building /etc: %w", name, err)
+		return stats, false, fmt.Errorf("vhost %s: building /etc: %w", name, err)
 	}
-	t := etcTiming{Vhost: name, Duration: time.Since(start), Files: stats.Files, At: time.Now()}
+	m.recordEtcTiming(name, time.Since(start), stats.Files)
+	return stats, false, nil
+}
+
+// recordEtcTiming keeps how long `etc init` took, for lastEtcBuild.
+func (m *Manager) recordEtcTiming(name string, d time.Duration, files int) {
+	t := etcTiming{Vhost: name, Duration: d, Files: files, At: time.Now()}
 	if b, err := json.Marshal(t); err == nil {
 		_ = os.MkdirAll(m.Cfg.StateDir, 0o755)
 		_ = atomicfile.Write(m.etcTimingFile(name), b, 0o644)
 	}
-	return stats, nil
 }
 
 // EtcCleanup unmounts and frees the jail's /etc. Nothing mounted is fine.

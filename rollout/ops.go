@@ -160,12 +160,18 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 }
 
 // orphansStep frees what a crash left behind (a jail whose start failed after exec.prestart,
-// or a killed rollout): /etc memory disks, found by their label, and staging directories in
-// state_dir.
+// or a killed rollout): staging directories and staged /etc records in state_dir, then /etc
+// memory disks, found by their label, staged ones included (no switch is under way: repair
+// and boot hold the lock). The directories go first: a disk still mounted in one is unmounted
+// there and then freed as an orphan.
 func (m *Manager) orphansStep() Step {
-	return Step{Name: "orphans", Cmds: []string{"free /etc memory disks labelled rollout:* that no running jail uses",
-		"remove " + filepath.Join(m.Cfg.StateDir, stagingPrefix) + "* left by a killed rollout (" + umountBin + " what is mounted there first)"},
+	return Step{Name: "orphans", Cmds: []string{
+		"remove " + filepath.Join(m.Cfg.StateDir, stagingPrefix) + "* and " + filepath.Join(m.Cfg.StateDir, stagePrefix) + "* left by a killed rollout (" + umountBin + " what is mounted there first)",
+		"free /etc memory disks labelled rollout:* that no running jail uses"},
 		run: func(ctx context.Context) error {
+			if _, err := m.CleanStaging(ctx); err != nil {
+				return err
+			}
 			ids, err := m.Host.OrphanEtc(ctx)
 			if err != nil {
 				return err
@@ -176,15 +182,15 @@ func (m *Manager) orphansStep() Step {
 				}
 				m.printf("freed orphaned /etc memory disk %s\n", id)
 			}
-			_, err = m.CleanStaging(ctx)
-			return err
+			return nil
 		}}
 }
 
 // Staging directories: earlier versions of rollout built a trial /etc in state_dir/etc-trial-VHOST-*
 // (os.MkdirTemp) before each switch, and a run killed with -9 left it there, sometimes with a
-// file system still mounted in it; the next run then failed on it. Nothing stages there now,
-// but what a killed run left must still go.
+// file system still mounted in it; the next run then failed on it. Nothing is built there now,
+// but what a killed run left must still go, as must the stage step's state_dir/stage.VHOST
+// directory and record (stage.go).
 const (
 	stagingPrefix = "etc-trial-"
 	// umountBin is FreeBSD's umount(8), by absolute path as every program rollout runs.
@@ -213,7 +219,7 @@ func (m *Manager) CleanStaging(ctx context.Context) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, n := range names {
-		if !strings.HasPrefix(n, stagingPrefix) {
+		if !strings.HasPrefix(n, stagingPrefix) && !strings.HasPrefix(n, stagePrefix) {
 			continue
 		}
 		p := filepath.Join(m.Cfg.StateDir, n)

@@ -196,6 +196,10 @@ func (m *Manager) planVhost(ctx context.Context, w *World, op string, v *config.
 	}
 	vp.Steps = append(vp.Steps, jr, conf)
 	if running {
+		// the new /etc is built while the jail still runs; the start only mounts it
+		if m.stageable(running, w.mounts[path.Join(v.Path, "cfg")]) {
+			vp.Steps = append(vp.Steps, m.stageStep(v, st.Snapshot, to))
+		}
 		vp.Steps = append(vp.Steps, stop, newFstab, start)
 		if len(v.Health) > 0 {
 			vp.Steps = append(vp.Steps, m.healthStep(v))

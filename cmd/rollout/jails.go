@@ -454,6 +454,8 @@ type etcOut struct {
 	Path     string        `json:"path,omitempty"`
 	Kind     string        `json:"kind,omitempty"`
 	Saved    bool          `json:"saved,omitempty"`
+	// Staged: etc init mounted the /etc a switch built before the stop
+	Staged bool `json:"staged,omitempty"`
 }
 
 func etcCommand() *cli.Command {
@@ -468,12 +470,16 @@ func etcCommand() *cli.Command {
 				Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
 					start := time.Now()
 					name := c.Args().First()
-					st, err := m.EtcInit(c.Context, name)
+					st, staged, err := m.EtcInit(c.Context, name)
 					if err != nil {
 						return err
 					}
 					d := time.Since(start)
-					e.rep.Results = []etcOut{{Vhost: name, Files: st.Files, Duration: d}}
+					e.rep.Results = []etcOut{{Vhost: name, Files: st.Files, Duration: d, Staged: staged}}
+					if staged {
+						fmt.Fprintf(e.msg, "%s: staged /etc mounted, %d files, in %s\n", name, st.Files, d.Round(time.Millisecond))
+						return nil
+					}
 					fmt.Fprintf(e.msg, "%s: /etc built, %d files in %s\n", name, st.Files, d.Round(time.Millisecond))
 					return nil
 				}),

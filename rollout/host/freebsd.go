@@ -617,22 +617,51 @@ func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string)
 	if backend == BackendTmpfs {
 		return "", nil // a line of the jail's fstab, mounted by jail(8)
 	}
-	if !sizeRE.MatchString(size) {
-		return "", fmt.Errorf("jail %s: /etc size %q is not a size such as 32m", name, size)
-	}
-	ms, err := f.mounts(ctx)
+	ms, err := f.freeMountPoint(ctx, name, dir, size)
 	if err != nil {
-		return "", jailErr(name, err)
-	}
-	if m, ok := lastAt(ms, dir); ok {
-		return "", fmt.Errorf("jail %s: %s is already mounted (from %s)", name, dir, m.Source)
+		return "", err
 	}
 	// a disk with this label that is mounted nowhere is what a crash left: its content is
 	// rebuilt at every start, so it is freed rather than reused
 	if err := f.freeLabelled(ctx, name, ms); err != nil {
 		return "", err
 	}
-	out, err := command.Output(ctx, f.r, mdconfigBin, "-a", "-t", "swap", "-s", size, "-L", EtcLabel(name))
+	unit, err := f.newDisk(ctx, name, EtcLabel(name), size, dir)
+	if err != nil {
+		return "", err
+	}
+	dev := "/dev/" + unit
+	f.log.Info("jail /etc mounted", "jail", name, "dev", dev, "dir", dir)
+	return dev, nil
+}
+
+// freeMountPoint checks the size of a new /etc disk and that nothing is mounted at dir, and
+// returns the mount table it read.
+func (f *freeBSD) freeMountPoint(ctx context.Context, name, dir, size string) ([]mountEntry, error) {
+	if !sizeRE.MatchString(size) {
+		return nil, fmt.Errorf("jail %s: /etc size %q is not a size such as 32m", name, size)
+	}
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return nil, jailErr(name, err)
+	}
+	if m, ok := lastAt(ms, dir); ok {
+		return nil, fmt.Errorf("jail %s: %s is already mounted (from %s)", name, dir, m.Source)
+	}
+	return ms, nil
+}
+
+// newDiskArgv is what newDisk runs; unit is the one mdconfig prints.
+func newDiskArgv(label, size, unit, dir string) [][]string {
+	dev := "/dev/" + unit
+	return [][]string{{mdconfigBin, "-a", "-t", "swap", "-s", size, "-L", label}, {newfsBin, "-U", dev}, {mountBin, dev, dir}}
+}
+
+// newDisk makes a swap-backed md(4) disk labelled label, puts a UFS with soft updates on it
+// and mounts it at dir. A failure half way frees the disk again. It returns the unit (md3).
+func (f *freeBSD) newDisk(ctx context.Context, name, label, size, dir string) (string, error) {
+	argv := newDiskArgv(label, size, "", dir)
+	out, err := command.Output(ctx, f.r, argv[0]...)
 	if err != nil {
 		return "", jailErr(name, err)
 	}
@@ -640,10 +669,10 @@ func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string)
 	m := mdUnitRE.FindStringSubmatch(unit)
 	if m == nil {
 		err := fmt.Errorf("mdconfig printed %q, not a unit such as md3", unit)
-		return "", jailErr(name, errors.Join(err, f.freeLabelled(ctx, name, nil)))
+		_, ferr := f.freeUnits(ctx, name, label, nil, true)
+		return "", jailErr(name, errors.Join(err, ferr))
 	}
-	dev := "/dev/" + unit
-	for _, argv := range [][]string{{newfsBin, "-U", dev}, {mountBin, dev, dir}} {
+	for _, argv := range newDiskArgv(label, size, unit, dir)[1:] {
 		if err := f.r.Run(ctx, command.Cmd{Argv: argv}); err != nil {
 			if uerr := f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", m[1]}}); uerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: %w", uerr))
@@ -651,8 +680,7 @@ func (f *freeBSD) MountEtc(ctx context.Context, name, dir, backend, size string)
 			return "", jailErr(name, err)
 		}
 	}
-	f.log.Info("jail /etc mounted", "jail", name, "dev", dev, "dir", dir)
-	return dev, nil
+	return unit, nil
 }
 
 func checkEtcArgs(name, dir, backend string) error {
@@ -668,31 +696,43 @@ func checkEtcArgs(name, dir, backend string) error {
 	return nil
 }
 
-// freeLabelled frees the md(4) disks labelled for the jail. A disk still mounted is an
-// error naming where; ms is the mount table if the caller has it.
+// freeLabelled frees the md(4) disks labelled for the jail (EtcLabel: never a staged disk). A
+// disk still mounted is an error naming where; ms is the mount table if the caller has it.
 func (f *freeBSD) freeLabelled(ctx context.Context, name string, ms []mountEntry) error {
+	_, err := f.freeUnits(ctx, name, EtcLabel(name), ms, false)
+	return err
+}
+
+// freeUnits frees the md(4) disks labelled label and returns their units. A mounted one is
+// skipped with skipMounted, else an error naming where.
+func (f *freeBSD) freeUnits(ctx context.Context, name, label string, ms []mountEntry, skipMounted bool) ([]string, error) {
 	units, err := f.mdUnits(ctx)
 	if err != nil {
-		return jailErr(name, err)
+		return nil, jailErr(name, err)
 	}
+	var freed []string
 	for _, u := range units {
-		if u.Label != EtcLabel(name) {
+		if u.Label != label {
 			continue
 		}
 		if ms == nil {
 			if ms, err = f.mounts(ctx); err != nil {
-				return jailErr(name, err)
+				return freed, jailErr(name, err)
 			}
 		}
 		if mp, ok := mountedSource(ms, "/dev/"+u.Unit); ok {
-			return fmt.Errorf("jail %s: md(4) disk %s labelled %s is mounted on %s", name, u.Unit, u.Label, mp)
+			if skipMounted {
+				continue
+			}
+			return freed, fmt.Errorf("jail %s: md(4) disk %s labelled %s is mounted on %s", name, u.Unit, u.Label, mp)
 		}
-		f.log.Info("freeing jail /etc disk", "jail", name, "unit", u.Unit)
+		f.log.Info("freeing jail /etc disk", "jail", name, "unit", u.Unit, "label", u.Label)
 		if err := f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", strings.TrimPrefix(u.Unit, "md")}}); err != nil {
-			return jailErr(name, err)
+			return freed, jailErr(name, err)
 		}
+		freed = append(freed, u.Unit)
 	}
-	return nil
+	return freed, nil
 }
 
 // UnmountEtc unmounts dir if it holds the jail's labelled md(4) disk and frees the disk.
@@ -713,12 +753,14 @@ func (f *freeBSD) UnmountEtc(ctx context.Context, name, dir, backend string) err
 		if err != nil {
 			return jailErr(name, err)
 		}
-		ours := false
-		for _, u := range units {
-			ours = ours || (u.Label == EtcLabel(name) && m.Source == "/dev/"+u.Unit)
+		var ours *mdUnit
+		for i, u := range units {
+			if m.Source == "/dev/"+u.Unit && (u.Label == EtcLabel(name) || u.Label == StageLabel(name)) {
+				ours = &units[i]
+			}
 		}
-		if !ours {
-			return fmt.Errorf("jail %s: %s is mounted from %s, not from an md(4) disk labelled %s; left alone", name, dir, m.Source, EtcLabel(name))
+		if ours == nil {
+			return fmt.Errorf("jail %s: %s is mounted from %s, not from an md(4) disk labelled %s or %s; left alone", name, dir, m.Source, EtcLabel(name), StageLabel(name))
 		}
 		if err := f.r.Run(ctx, command.Cmd{Argv: []string{umountBin, dir}}); err != nil {
 			return jailErr(name, err)
@@ -726,8 +768,117 @@ func (f *freeBSD) UnmountEtc(ctx context.Context, name, dir, backend string) err
 		if ms, err = f.mounts(ctx); err != nil {
 			return jailErr(name, err)
 		}
+		// a staged disk the start mounted: this one is freed, other staged disks of the
+		// jail are the next /etc and stay
+		if _, still := mountedSource(ms, m.Source); ours.Label == StageLabel(name) && !still {
+			f.log.Info("freeing jail /etc disk", "jail", name, "unit", ours.Unit, "label", ours.Label)
+			if err := f.r.Run(ctx, command.Cmd{Argv: []string{mdconfigBin, "-d", "-u", strings.TrimPrefix(ours.Unit, "md")}}); err != nil {
+				return jailErr(name, err)
+			}
+		}
 	}
 	return f.freeLabelled(ctx, name, ms)
+}
+
+// StageEtcArgv: the disk's commands; "mdN" stands for the unit mdconfig prints.
+func (f *freeBSD) StageEtcArgv(name, dir, size string) [][]string {
+	return newDiskArgv(StageLabel(name), size, "mdN", dir)
+}
+
+func (f *freeBSD) StageEtc(ctx context.Context, name, dir, size string) (string, error) {
+	if err := checkEtcArgs(name, dir, BackendMD); err != nil {
+		return "", err
+	}
+	ms, err := f.freeMountPoint(ctx, name, dir, size)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.freeUnits(ctx, name, StageLabel(name), ms, true); err != nil {
+		return "", err
+	}
+	unit, err := f.newDisk(ctx, name, StageLabel(name), size, dir)
+	if err != nil {
+		return "", err
+	}
+	f.log.Info("next jail /etc staged", "jail", name, "dev", "/dev/"+unit, "dir", dir)
+	return unit, nil
+}
+
+// stagedAt reads what is mounted at dir and whether it is a staged disk of the jail;
+// anything else mounted there is an error.
+func (f *freeBSD) stagedAt(ctx context.Context, name, dir string) (mountEntry, bool, error) {
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return mountEntry{}, false, jailErr(name, err)
+	}
+	m, ok := lastAt(ms, dir)
+	if !ok {
+		return m, false, nil
+	}
+	units, err := f.mdUnits(ctx)
+	if err != nil {
+		return m, false, jailErr(name, err)
+	}
+	for _, u := range units {
+		if m.Source == "/dev/"+u.Unit && u.Label == StageLabel(name) {
+			return m, true, nil
+		}
+	}
+	return m, false, fmt.Errorf("jail %s: %s is mounted from %s, not from a disk labelled %s; left alone", name, dir, m.Source, StageLabel(name))
+}
+
+func (f *freeBSD) UnmountStaged(ctx context.Context, name, dir string) error {
+	if err := checkEtcArgs(name, dir, BackendMD); err != nil {
+		return err
+	}
+	_, ok, err := f.stagedAt(ctx, name, dir)
+	if err != nil || !ok {
+		return err
+	}
+	return jailErr(name, f.r.Run(ctx, command.Cmd{Argv: []string{umountBin, dir}}))
+}
+
+func (f *freeBSD) MountStaged(ctx context.Context, name, unit, dir string) error {
+	if err := checkEtcArgs(name, dir, BackendMD); err != nil {
+		return err
+	}
+	if !mdUnitRE.MatchString(unit) {
+		return fmt.Errorf("jail %s: staged /etc %q is not an md unit such as md3", name, unit)
+	}
+	units, err := f.mdUnits(ctx)
+	if err != nil {
+		return jailErr(name, err)
+	}
+	found := false
+	for _, u := range units {
+		found = found || (u.Unit == unit && u.Label == StageLabel(name))
+	}
+	if !found {
+		return fmt.Errorf("jail %s: no md unit %s labelled %s", name, unit, StageLabel(name))
+	}
+	ms, err := f.mounts(ctx)
+	if err != nil {
+		return jailErr(name, err)
+	}
+	dev := "/dev/" + unit
+	if mp, ok := mountedSource(ms, dev); ok {
+		return fmt.Errorf("jail %s: staged /etc %s is mounted on %s", name, unit, mp)
+	}
+	if m, ok := lastAt(ms, dir); ok {
+		return fmt.Errorf("jail %s: %s is already mounted (from %s)", name, dir, m.Source)
+	}
+	if err := f.r.Run(ctx, command.Cmd{Argv: []string{mountBin, dev, dir}}); err != nil {
+		return jailErr(name, err)
+	}
+	f.log.Info("jail /etc mounted (staged)", "jail", name, "dev", dev, "dir", dir)
+	return nil
+}
+
+func (f *freeBSD) FreeStaged(ctx context.Context, name string) ([]string, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return f.freeUnits(ctx, name, StageLabel(name), nil, true)
 }
 
 func (f *freeBSD) OrphanEtc(ctx context.Context) ([]string, error) {

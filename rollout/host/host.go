@@ -73,10 +73,29 @@ type Host interface {
 	// MountEtc creates the jail's /etc memory file system at dir and returns its device
 	// ("/dev/md3"; "" when the fstab mounts it, as with the tmpfs backend).
 	MountEtc(ctx context.Context, name, dir, backend, size string) (string, error)
-	// UnmountEtc unmounts dir and frees the memory disk labelled rollout:NAME. Idempotent.
+	// UnmountEtc unmounts dir and frees the memory disk mounted there (labelled rollout:NAME,
+	// or StageLabel(name) when it was staged), and rollout:NAME disks mounted nowhere; a
+	// staged disk mounted nowhere is left alone (it is the next /etc, during a switch).
+	// Idempotent.
 	UnmountEtc(ctx context.Context, name, dir, backend string) error
+	// StageEtcArgv is what StageEtc runs, for --dry-run plans ("mdN" stands for the unit
+	// mdconfig prints).
+	StageEtcArgv(name, dir, size string) [][]string
+	// StageEtc makes the md(4) disk for the jail's next /etc while the jail still runs:
+	// labelled StageLabel(name), with a fresh UFS, mounted at dir to be filled. Staged disks of
+	// the jail mounted nowhere (left by an earlier run) are freed first. It returns the unit
+	// ("md5"); a failure half way frees the new disk again.
+	StageEtc(ctx context.Context, name, dir, size string) (string, error)
+	// UnmountStaged unmounts dir when it holds a staged disk of the jail; the disk stays.
+	UnmountStaged(ctx context.Context, name, dir string) error
+	// MountStaged mounts the jail's staged disk unit at dir (the jail's /etc), after checking
+	// that the unit is labelled StageLabel(name) and mounted nowhere, and that dir is free.
+	MountStaged(ctx context.Context, name, unit, dir string) error
+	// FreeStaged frees the jail's staged disks that are mounted nowhere, and returns their units.
+	FreeStaged(ctx context.Context, name string) ([]string, error)
 	// OrphanEtc lists /etc memory disks left behind by a crash, as md units such as "md3",
-	// for FreeEtc and for display.
+	// for FreeEtc and for display. A staged disk mounted nowhere is one too: it is only
+	// waiting while a switch is under way, and callers hold the lock that switches take.
 	OrphanEtc(ctx context.Context) ([]string, error)
 	// FreeEtc destroys one orphan reported by OrphanEtc.
 	FreeEtc(ctx context.Context, id string) error
@@ -95,6 +114,15 @@ type Host interface {
 func EtcLabel(name string) string { return etcLabelPrefix + name }
 
 const etcLabelPrefix = "rollout:"
+
+// StageLabel is the md(4) label of a jail's next /etc, built while the jail still runs (the
+// promote's stage step) and mounted by its next start. A jail name has no ':', so it is never
+// the EtcLabel of another jail, and it shares EtcLabel's prefix, so that a crash's leftover is
+// found as an orphan. mdconfig(8) copies -L into a PATH_MAX buffer (sbin/mdconfig/mdconfig.c,
+// strlcpy(mdio.md_label, optarg, PATH_MAX)), far more than this needs.
+func StageLabel(name string) string { return etcLabelPrefix + stageInfix + name }
+
+const stageInfix = "stage:"
 
 const (
 	BackendMD    = "md"
