@@ -160,6 +160,12 @@ func TestPromoteAndRollback(t *testing.T) {
 	if g.must("cat", "/jail/vhost1/etc/motd") != "motd of 2\n" || !strings.Contains(g.must("cat", "/jail/vhost1/etc/rc.conf"), "vhost1.domain.local") {
 		t.Error("vhost1's /etc is not @2's /etc with its /cfg on top")
 	}
+	// ... built before the stop: the disk mounted there is the one staged while @1 still ran
+	// (labelled rollout:stage:vhost1), and nothing staged is left over
+	staged := g.sh(`dev=$(findmnt -n -o SOURCE /jail/vhost1/etc); mdconfig -l -v | awk -v d="${dev#/dev/}" '$1 == d {print $NF}'; ls /var/run/rollout | grep '^stage' || true`)
+	if strings.TrimSpace(staged) != "rollout:stage:vhost1" {
+		t.Errorf("vhost1's /etc after promote is not the staged disk, or something staged is left: %q", staged)
+	}
 	if g.jailVersion("vhost2") != "1" || g.must("cat", "/jail/vhost2/etc/motd") != "proto motd\n" {
 		t.Error("vhost2 changed")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,9 +202,9 @@ func (e *env) replicateTo(ctx context.Context, rep *replicate.Replicator, target
 		shown = shown || r.Error != ""
 		ch := audit.Change{Op: "replicate", Subject: r.Slave, From: r.Base, To: r.Target, Err: errOf(r.Error)}
 		if r.Mode == replicate.ModeNone && r.Error == "" {
-			ch.Note = "up to date"
+			ch.Note = "up to date" + finished(r)
 		} else if r.Error == "" {
-			ch.Note = fmt.Sprintf("%s, %s", r.Mode, replicate.HumanBytes(r.Bytes))
+			ch.Note = fmt.Sprintf("%s, %s%s", r.Mode, replicate.HumanBytes(r.Bytes), finished(r))
 		}
 		e.record(ch)
 	}
@@ -216,7 +217,7 @@ func (e *env) replicateTo(ctx context.Context, rep *replicate.Replicator, target
 			// printed once, by main, with the exit status
 			continue
 		case r.Mode == replicate.ModeNone:
-			fmt.Fprintf(e.msg, "%s: up to date at %s\n", r.Slave, r.Target)
+			fmt.Fprintf(e.msg, "%s: up to date at %s%s\n", r.Slave, r.Target, finished(r))
 		case r.Base != "":
 			fmt.Fprintf(e.msg, "%s: %s %s -> %s, %s in %s\n", r.Slave, r.Mode, r.Base, r.Target,
 				replicate.HumanBytes(r.Bytes), time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
@@ -227,4 +228,25 @@ func (e *env) replicateTo(ctx context.Context, rep *replicate.Replicator, target
 		done++
 	}
 	return partly(errors.Join(errs...), done > 0)
+}
+
+// finished says what a run did for an interrupted replication before its plan ("" if nothing):
+// a slave brought up to date by resuming and completing is not reported as having been so.
+func finished(r replicate.Result) string {
+	var parts []string
+	for _, x := range []struct {
+		what string
+		l    []string
+	}{{"resumed", r.Resumed}, {"completed", r.Completed}, {"discarded", r.Discarded}} {
+		if len(x.l) > 0 {
+			parts = append(parts, x.what+" "+strings.Join(x.l, " "))
+		}
+	}
+	if r.Mode == replicate.ModeNone && len(parts) > 0 {
+		parts = append(parts, replicate.HumanBytes(r.Bytes))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
