@@ -133,7 +133,10 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./etcmerge/
+	$(GO) test -run '^$$' -bench 'Status|Plan' ./rollout/
 	replicate/bench/ssh-throughput.sh
+	integration/bench-status
+	integration/bench-promote
 	integration/bench-replicate
 
 lab-build:

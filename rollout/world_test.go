@@ -359,3 +359,24 @@ func BenchmarkStatus(b *testing.B) {
 		})
 	}
 }
+
+// The cost of promote's planning (one read of the host, then each vhost's checks) as vhosts
+// grow, every vhost promoted at once.
+func BenchmarkPlanPromote(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("vhosts-%d", n), func(b *testing.B) {
+			fh := newFakeHost(b, n)
+			names := make([]string, n) // vhost1..n exist; the fake's last configured one does not
+			for i := range names {
+				names[i] = fmt.Sprintf("vhost%d", i+1)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := fh.m.PlanPromote(context.Background(), "proto@2", names, SwitchOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				fh.reset()
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -385,6 +387,52 @@ func TestReplicateSendFlags(t *testing.T) {
 		msg := parseErr(t, "t.toml", "pool = \"tank\"\n[replicate]\nsend_flags = \""+bad+"\"\n")
 		if !strings.Contains(msg, "bad.toml:3: replicate.send_flags: \""+bad+"\": must be") {
 			t.Errorf("send_flags %q: %s", bad, msg)
+		}
+	}
+}
+
+// The indexed overlap check finds an overlap exactly when some pair of vhosts overlaps by the
+// pairwise rule (within, or equal), over random configs of nested names.
+func TestOverlapIndexMatchesPairwise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	comp := []string{"a", "b", "ab"}
+	name := func(root string) string {
+		p := root
+		for range 1 + rng.IntN(3) {
+			p += "/" + comp[rng.IntN(len(comp))]
+		}
+		return p
+	}
+	for range 2000 {
+		n := 2 + rng.IntN(4)
+		vs := make([]*Vhost, n)
+		for i := range vs {
+			vs[i] = &Vhost{Name: fmt.Sprintf("v%d", i), Path: name(""), Dataset: name("zpool")}
+		}
+		pairwise := false
+		for i := range vs {
+			for j := range i {
+				a, b := vs[i], vs[j]
+				pairwise = pairwise || a.Path == b.Path || within(a.Path, b.Path) || within(b.Path, a.Path) ||
+					a.Dataset == b.Dataset || within(a.Dataset, b.Dataset) || within(b.Dataset, a.Dataset)
+			}
+		}
+		c := &Config{Proto: Proto{Mountpoint: "/proto"}}
+		seen := newOverlapIndex()
+		found := false
+		for _, v := range vs {
+			if c.checkOverlap(v, seen) != nil {
+				found = true
+				break
+			}
+			seen.add(v)
+		}
+		if found != pairwise {
+			var desc []string
+			for _, v := range vs {
+				desc = append(desc, v.Path+" "+v.Dataset)
+			}
+			t.Fatalf("indexed %v, pairwise %v: %q", found, pairwise, desc)
 		}
 	}
 }
