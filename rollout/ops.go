@@ -222,7 +222,7 @@ func (m *Manager) CleanStaging(ctx context.Context) ([]string, error) {
 		if !strings.HasPrefix(n, stagingPrefix) && !strings.HasPrefix(n, stagePrefix) {
 			continue
 		}
-		p := filepath.Join(m.Cfg.StateDir, n)
+		p := filepath.Join(m.stateDir(), n)
 		if err := m.removeStaging(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("leftover %s: %w", p, err))
 			continue

@@ -45,7 +45,7 @@ type stageRecord struct {
 }
 
 func (m *Manager) stageDir(vhost string) string {
-	return filepath.Join(m.Cfg.StateDir, stagePrefix+vhost)
+	return filepath.Join(m.stateDir(), stagePrefix+vhost)
 }
 
 func (m *Manager) stageRecordFile(vhost string) string {
@@ -171,6 +171,17 @@ func (m *Manager) stageEtc(ctx context.Context, v *config.Vhost, to string) (err
 	}
 	m.Log.Info("next /etc staged", "vhost", v.Name, "unit", unit, "snapshot", to, "files", stats.Files)
 	return nil
+}
+
+// stateDir is state_dir with its symbolic links resolved: mount(8) records a mount point by its
+// real path (FreeBSD sbin/mount/getmntopts.c checkpath, realpath(3); Linux likewise), and what
+// is mounted below state_dir is looked up in the mount table by that path. On Debian /var/run
+// is a link to /run. state_dir is root's, never a tenant's, so its links may be followed.
+func (m *Manager) stateDir() string {
+	if p, err := filepath.EvalSymlinks(m.Cfg.StateDir); err == nil {
+		return p
+	}
+	return m.Cfg.StateDir
 }
 
 // useStaged mounts the vhost's staged /etc at live if its record matches what this start

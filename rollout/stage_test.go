@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/rollout/config"
 )
 
 // mdTable is the host's md(4) units and mounts behind the recorder: mdconfig -a/-d/-l -v,
@@ -348,5 +349,23 @@ func TestOrphansStepFreesStaged(t *testing.T) {
 		if strings.HasPrefix(e.Name(), stagePrefix) {
 			t.Errorf("left in state_dir: %s", e.Name())
 		}
+	}
+}
+
+// state_dir reached through a symbolic link (Debian's /var/run -> /run): the staging mount is
+// made, and looked up in the mount table, by the real path, as mount(8) records it.
+func TestStageDirResolvesStateDirLinks(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "run")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{Cfg: &config.Config{StateDir: filepath.Join(link)}}
+	if got, want := m.stageDir("vhost1"), filepath.Join(real, "stage.vhost1"); got != want {
+		t.Errorf("stageDir = %s, want %s", got, want)
+	}
+	m.Cfg.StateDir = filepath.Join(link, "absent") // not made yet: as configured
+	if got := m.stageDir("vhost1"); got != filepath.Join(link, "absent", "stage.vhost1") {
+		t.Errorf("stageDir of a state_dir not made yet = %s", got)
 	}
 }
