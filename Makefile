@@ -117,11 +117,12 @@ integration:
 	$(GO) test -count=1 -timeout 80m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
 	  exit $${PIPESTATUS[0]}
 
-# the whole crash table (README "Crashes"): every boundary of every command, killed and power cut;
-# about an hour in the lab, so `make test` runs only the cells marked in integration/crash_test.go
+# the whole crash table (README "Crashes"): every boundary of every command, killed and power cut,
+# and every replication cut; well over an hour in the lab, so `make test` runs only the cells
+# marked in integration/crash_test.go and integration/replicate_cut_test.go
 crash: SHELL := /bin/bash
 crash:
-	ROLLOUT_CRASH_TABLE=full $(GO) test -count=1 -timeout 120m -v -run 'TestCrashTable' ./integration/ 2>&1 | tee crash.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|crash_test.go|\[lab'; \
+	ROLLOUT_CRASH_TABLE=full $(GO) test -count=1 -timeout 150m -v -run 'TestCrashTable|TestReplicateCut' ./integration/ 2>&1 | tee crash.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|crash_test.go|replicate_cut_test.go|\[lab'; \
 	  exit $${PIPESTATUS[0]}
 
 test: SHELL := /bin/bash
