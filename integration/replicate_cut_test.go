@@ -54,22 +54,31 @@ func cutStream(t *testing.T, m, s *guest, after int64, how string) result {
 	script := fmt.Sprintf(`set -u
 dev=$(ip -o route get 10.0.2.2 | sed -n 's/.* dev \([^ ]*\).*/\1/p')
 tx() { cat /sys/class/net/$dev/statistics/tx_bytes; }
+how=%s
+if [ $how = drop ]; then
+  # the session that drops the connection is opened first and waits: at the cut it acts at once
+  rm -f /tmp/dropgo; mkfifo /tmp/dropgo
+  ssh -p %s -i /root/.ssh/id_ed25519 -o UserKnownHostsFile=/root/.ssh/known_hosts -o BatchMode=yes root@10.0.2.2 '
+echo ready; read x
+p=$(pgrep -o -f "^/sbin/zfs receive")
+while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+  p=$(ps -o ppid= -p "$p" | tr -d " ")
+  case $(ps -o comm= -p "$p") in sshd*) kill -9 "$p"; echo dropped; exit 0 ;; esac
+done
+echo "no sshd serving a zfs receive:"; ps -eo pid,ppid,comm,args; exit 1' </tmp/dropgo >/tmp/drop.out 2>&1 & dpid=$!
+  exec 7>/tmp/dropgo
+  for i in $(seq 600); do grep -q ready /tmp/drop.out && break; sleep 0.1; done
+fi
 start=$(tx)
 rollout --config /usr/local/etc/rollout.toml replicate --to slave1 --bwlimit 2m >/tmp/cut.out 2>&1 & pid=$!
 while kill -0 $pid 2>/dev/null && [ $(( $(tx) - start )) -lt %d ]; do sleep 0.05; done
 kill -0 $pid 2>/dev/null || { echo "replicate ended before the cut" >&2; cat /tmp/cut.out >&2; exit 3; }
-case %s in
+case $how in
 kill) kill -9 $pid ;;
-drop) ssh -p %s -i /root/.ssh/id_ed25519 -o UserKnownHostsFile=/root/.ssh/known_hosts -o BatchMode=yes root@10.0.2.2 '
-p=$(pgrep -o -f "^/sbin/zfs receive")
-while [ -n "$p" ] && [ "$p" -gt 1 ]; do
-  p=$(ps -o ppid= -p "$p" | tr -d " ")
-  case $(ps -o comm= -p "$p") in sshd*) kill -9 "$p"; exit 0 ;; esac
-done
-echo "no sshd serving a zfs receive:" >&2; ps -eo pid,ppid,comm,args >&2; exit 1' || { kill -9 $pid; exit 4; } ;;
+drop) echo go >&7; exec 7>&-; wait $dpid || { cat /tmp/drop.out >&2; kill -9 $pid; exit 4; } ;;
 pause) kill -STOP $pid; echo $pid > /tmp/cut.pid; exit 0 ;;
 esac
-wait $pid; rc=$?; cat /tmp/cut.out >&2; exit $rc`, after, how, s.port())
+wait $pid; rc=$?; cat /tmp/cut.out >&2; exit $rc`, how, s.port(), after)
 	return m.run("bash", "-c", script)
 }
 
