@@ -561,9 +561,7 @@ func TestConformanceRctl(t *testing.T) {
 	if got := strings.TrimSpace(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/memory.max")); got != "67108864" {
 		t.Errorf("memory.max = %q", got)
 	}
-	alloc := func(size string) result {
-		return g.run("jexec", "t", "/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs="+size, "count=1")
-	}
+	alloc := func(size string) result { return g.allocIn("t", size) }
 	if r := alloc("8M"); r.code != 0 {
 		t.Errorf("8M under a 64M limit: exit %d %s", r.code, r.stderr)
 	}

@@ -43,9 +43,7 @@ func TestLimitsAndQuotas(t *testing.T) {
 	if got := g.must("rctl", "jail:vhost1"); got != "jail:vhost1:memoryuse:deny=67108864\njail:vhost1:maxproc:deny=100\n" {
 		t.Errorf("rctl jail:vhost1 = %q", got)
 	}
-	alloc := func(size string) result {
-		return g.run("jexec", "vhost1", "/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs="+size, "count=1")
-	}
+	alloc := func(size string) result { return g.allocIn("vhost1", size) }
 	if r := alloc("8M"); r.code != 0 {
 		t.Errorf("8M in the jail: exit %d %s", r.code, r.stderr)
 	}
@@ -69,4 +67,10 @@ func TestLimitsAndQuotas(t *testing.T) {
 		t.Errorf("quota after start = %s, want 2147483648", got)
 	}
 	g.mustRollout("stop", "vhost1")
+}
+
+// allocIn has a process in the jail allocate size at once (dd's buffer), for memory limits.
+func (g *guest) allocIn(jail, size string) result {
+	g.t.Helper()
+	return g.run("jexec", jail, "/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs="+size, "count=1")
 }
