@@ -152,7 +152,9 @@ func TestReplicateCutAnywhere(t *testing.T) {
 		if !cutCase(c.name) {
 			continue
 		}
-		if !c.full && !seeded { // an increment needs the slave to have the base
+		if !c.full && !seeded { // an increment needs the slave to have a base with every dataset
+			n++
+			newData(t, m, strconv.Itoa(n))
 			if r := m.rollout("replicate", "--to", "slave1"); r.code != 0 {
 				t.Fatalf("first replicate: %+v", r)
 			}
