@@ -114,7 +114,7 @@ mutate:
 # fresh pool, and powers the guests off at the end
 integration: SHELL := /bin/bash
 integration:
-	$(GO) test -count=1 -timeout 80m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
+	$(GO) test -count=1 -timeout 86m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
 	  exit $${PIPESTATUS[0]}
 
 # the whole crash table (README "Crashes"): every boundary of every command, killed and power cut,
