@@ -115,7 +115,9 @@ mutate:
 integration: SHELL := /bin/bash
 integration:
 	$(GO) test -count=1 -timeout 86m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
-	  exit $${PIPESTATUS[0]}
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || { echo "--- what the failing tests said (integration.log):"; \
+	    awk '/^=== RUN/ { n = 0 } { buf[n++ % 40] = $$0 } /^ *--- FAIL/ { for (i = (n > 40 ? n - 40 : 0); i < n; i++) print buf[i % 40] }' integration.log | cut -c1-300; }; \
+	  exit $$rc
 
 # the whole crash table (README "Crashes"): every boundary of every command, killed and power cut,
 # and every replication cut; well over an hour in the lab, so `make test` runs only the cells

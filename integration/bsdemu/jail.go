@@ -857,7 +857,9 @@ func (op *jailOp) remove() {
 		}
 	}
 	os.Remove(jailFile(op.name))
-	removeJailCgroup(op.name)
+	if err := removeJailCgroup(op.name); err != nil {
+		op.warn("%v", err)
+	}
 	op.removed = true
 	if !op.quiet {
 		fmt.Printf("%s: removed\n", op.name)

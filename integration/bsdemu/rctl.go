@@ -334,14 +334,24 @@ func joinJailCgroup(name string) error {
 }
 
 // removeJailCgroup removes the jail's cgroup once its processes are gone; the rules stay.
-func removeJailCgroup(name string) {
-	for i := 0; i < 50; i++ {
-		if err := os.Remove(jailCgroup(name)); err == nil || os.IsNotExist(err) {
-			return
+// jail_remove(2) kills every process of the jail (kern_jail.c prison_remove_one), so any
+// left in the cgroup are killed too (cgroup.kill), then the cgroup is removed once the
+// kernel reports it unpopulated: reaping takes a while on a loaded machine, so the wait is
+// long, and a cgroup that still cannot go is an error, not a silent leftover.
+func removeJailCgroup(name string) error {
+	dir := jailCgroup(name)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644)
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		if err = os.Remove(dir); err == nil || os.IsNotExist(err) {
+			return nil
 		}
-		// the killed processes leave the cgroup as they are reaped
 		time.Sleep(20 * time.Millisecond)
 	}
+	return fmt.Errorf("jail %s: its cgroup %s: %v", name, dir, err)
 }
 
 // applyRules writes the jail's deny rules into its cgroup, and "max" where it has none.
