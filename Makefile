@@ -114,7 +114,7 @@ mutate:
 # fresh pool, and powers the guests off at the end
 integration: SHELL := /bin/bash
 integration:
-	$(GO) test -count=1 -timeout 86m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
+	$(GO) test -count=1 -timeout 110m -v ./integration/ 2>&1 | tee integration.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|integration:|\[lab'; \
 	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || { echo "--- what the failing tests said (integration.log):"; \
 	    awk '/^=== RUN/ { n = 0 } { buf[n++ % 40] = $$0 } /^ *--- FAIL/ { for (i = (n > 40 ? n - 40 : 0); i < n; i++) print buf[i % 40] }' integration.log | cut -c1-300; }; \
 	  exit $$rc
@@ -140,6 +140,7 @@ bench:
 	replicate/bench/ssh-throughput.sh
 	integration/bench-status
 	integration/bench-promote
+	integration/bench-parallel
 	integration/bench-replicate
 
 lab-build:

@@ -157,14 +157,22 @@ func (f *freeBSD) RenderConf(j Jail) ([]byte, error) {
 		if i == 0 {
 			op = "="
 		}
-		fmt.Fprintf(&b, "\texec.created %s \"%s\";\n", op, command.Quote(rctlAddArgv(j.Name, l)))
+		q, qerr := confString("exec.created", command.Quote(rctlAddArgv(j.Name, l)))
+		if qerr != nil {
+			return nil, jailErr(j.Name, qerr)
+		}
+		fmt.Fprintf(&b, "\texec.created %s %s;\n", op, q)
 	}
 	if len(j.Limits) > 0 {
 		op := "+="
 		if len(j.Poststop) == 0 {
 			op = "="
 		}
-		fmt.Fprintf(&b, "\texec.poststop %s \"%s\";\n", op, command.Quote(rctlRemoveArgv(j.Name)))
+		q, qerr := confString("exec.poststop", command.Quote(rctlRemoveArgv(j.Name)))
+		if qerr != nil {
+			return nil, jailErr(j.Name, qerr)
+		}
+		fmt.Fprintf(&b, "\texec.poststop %s %s;\n", op, q)
 	}
 	keys := make([]string, 0, len(j.Params))
 	for k := range j.Params {
