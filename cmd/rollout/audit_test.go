@@ -47,7 +47,7 @@ func (c *capture) add(l string) error {
 }
 
 // fakeRun is a command.Runner: the answer of the longest key contained in the quoted command
-// line ("ERR:..." fails with that stderr); anything else succeeds silently. It drains stdin, as
+// line ("ERR:..." fails with that stderr, "EXIT:N:..." prints ... and exits N); anything else succeeds silently. It drains stdin, as
 // zfs receive does, and records every command.
 type fakeRun struct {
 	name string
@@ -104,6 +104,14 @@ func (f *fakeRun) Run(_ context.Context, c command.Cmd) error {
 	}
 	if msg, ok := strings.CutPrefix(ans, "ERR:"); ok {
 		return &command.Error{Host: f.name, Argv: c.Argv, ExitCode: 1, Stderr: msg, Err: errors.New("exit status 1")}
+	}
+	// "EXIT:N:OUTPUT" prints OUTPUT and exits N, as rollout --json does when it fails
+	if rest, ok := strings.CutPrefix(ans, "EXIT:"); ok {
+		code, out, _ := strings.Cut(rest, ":")
+		if c.Stdout != nil {
+			_, _ = io.WriteString(c.Stdout, out)
+		}
+		return &command.Error{Host: f.name, Argv: c.Argv, ExitCode: int(code[0] - '0'), Err: errors.New("exit status " + code)}
 	}
 	if c.Stdout != nil {
 		_, _ = io.WriteString(c.Stdout, ans)

@@ -132,20 +132,14 @@ func jailCommands() []*cli.Command {
 		},
 		{
 			Name:      "promote",
-			Usage:     "switch vhosts to a prototype snapshot and restart them (the first one alone, as a canary)",
-			ArgsUsage: "proto@N VHOST [VHOST...]",
+			Usage:     "switch vhosts to a prototype snapshot and restart them (the first one alone, as a canary); on a slave (--host) or on every host (--hosts)",
+			ArgsUsage: "proto@N [VHOST...]",
 			Flags: []cli.Flag{dryRunFlag, &cli.IntFlag{Name: "parallel", Value: 1, Usage: "after the canary, switch `K` vhosts at a time"},
-				&cli.BoolFlag{Name: "strict", Usage: "refuse while a vhost's /cfg overrides base files the new snapshot changes and that are not merged (rollout etc merge)", DisableDefaultText: true}},
-			Action: withEnv(atLeast1("parallel"), func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.locked(c, func() error {
-					plan, err := m.PlanPromote(c.Context, c.Args().First(), c.Args().Tail(),
-						rollout.SwitchOptions{Parallel: c.Int("parallel"), Strict: c.Bool("strict")})
-					if err != nil {
-						return err
-					}
-					return e.runPlan(c, m, plan)
-				})
-			}),
+				&cli.BoolFlag{Name: "strict", Usage: "refuse while a vhost's /cfg overrides base files the new snapshot changes and that are not merged (rollout etc merge)", DisableDefaultText: true},
+				&cli.StringFlag{Name: "host", Usage: "run the promote on slave `SLAVE` (its rollout, its configuration) over SSH"},
+				&cli.StringFlag{Name: "hosts", Usage: "promote every vhost not on the snapshot on `HOSTS`: all (this host and every slave) or HOST,HOST; replicates first where needed, then the canary, then host by host, stopping at the first failure"},
+				&cli.StringFlag{Name: "canary", Usage: "with --hosts: the vhost promoted first, alone: `HOST/VHOST` (local/vhost1, slave2/vhost5)"}},
+			Action: withEnv(checkPromote, promoteAction),
 		},
 		{
 			Name:      "rollback",
@@ -190,9 +184,26 @@ func jailCommands() []*cli.Command {
 			Usage:     "each vhost: its snapshot, previous snapshot, running or not, fstab, unsaved /etc edits, unfinished operations; each slave's last replication; exit 1 when a vhost needs attention",
 			ArgsUsage: "[VHOST...]",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "etc", Usage: "also compare each running vhost's live /etc with what it was built from (unsaved edits)",
-				DisableDefaultText: true}},
-			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
-				return e.status(c.Context, m, c.Args().Slice(), rollout.StatusOptions{Etc: c.Bool("etc")})
+				DisableDefaultText: true},
+				&cli.StringFlag{Name: "hosts", Usage: "one table of the vhosts of `HOSTS`: all (this host and every slave) or HOST,HOST (local is this host), each slave asked over SSH"}},
+			Action: withEnv(func(c *cli.Context) error {
+				if c.IsSet("hosts") && c.NArg() > 0 {
+					return usagef("status --hosts: takes no VHOST")
+				}
+				if c.IsSet("hosts") && c.String("hosts") == "" {
+					return usagef("status: --hosts: empty; say all or HOST,HOST")
+				}
+				return nil
+			}, func(c *cli.Context, e *env, m *rollout.Manager) error {
+				o := rollout.StatusOptions{Etc: c.Bool("etc")}
+				if c.IsSet("hosts") {
+					hosts, err := e.fleetHosts(c.String("hosts"))
+					if err != nil {
+						return err
+					}
+					return e.fleetStatus(c.Context, m, hosts, o)
+				}
+				return e.status(c.Context, m, c.Args().Slice(), o)
 			}),
 		},
 		{

@@ -24,6 +24,7 @@ import (
 	"github.com/rollout-dev/rollout/rollout/audit"
 	"github.com/rollout-dev/rollout/rollout/config"
 	"github.com/rollout-dev/rollout/rollout/failpoint"
+	"github.com/rollout-dev/rollout/rollout/jsonreport"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -113,14 +114,7 @@ func partly(err error, someDone bool) error {
 }
 
 // report is the one JSON shape every command prints with --json.
-type report struct {
-	Command string `json:"command"`
-	OK      bool   `json:"ok"`
-	Exit    int    `json:"exit"`
-	Error   string `json:"error,omitempty"`
-	Results any    `json:"results"`        // always a list
-	Plan    any    `json:"plan,omitempty"` // dry runs only
-}
+type report = jsonreport.Report
 
 const reportKey = "rollout.report"
 
@@ -140,6 +134,7 @@ type env struct {
 	rep    *report
 	crash  *failpoint.Point // the crash tests' failpoint; nil unless ROLLOUT_FAILPOINT is set
 	audit  audit.Writer     // syslog, opened at the first change; see record
+	dial   dialer           // connects to a slave; nil: over SSH (sshDial)
 }
 
 // app is the urfave/cli application with rollout's argument handling around it: flags are

@@ -149,7 +149,14 @@ type Slave struct {
 	KnownHosts string `toml:"known_hosts"` // default /root/.ssh/known_hosts
 	Pool       string `toml:"pool"`        // the slave's pool; default: the master's
 	Bwlimit    string `toml:"bwlimit"`     // e.g. "50M" bytes per second; empty: none
+	// Rollout and Config are the slave's own rollout and its configuration file, which the
+	// fleet commands (status --hosts, promote --host) run over SSH; Config "": its default.
+	Rollout string `toml:"rollout"`
+	Config  string `toml:"config"`
 }
+
+// DefaultSlaveRollout is where the port installs rollout, on a slave as here.
+const DefaultSlaveRollout = "/usr/local/sbin/rollout"
 
 // Error is a configuration problem, printed as "FILE:LINE: problem".
 type Error struct {
@@ -390,6 +397,9 @@ func (c *Config) defaults() *Config {
 		if s.Pool == "" {
 			s.Pool = c.Pool
 		}
+		if s.Rollout == "" {
+			s.Rollout = DefaultSlaveRollout
+		}
 	}
 	return c
 }
@@ -495,7 +505,8 @@ func (c *Config) check() error {
 		if s.Identity == "" && !s.Agent {
 			return bad(k, "needs identity = \"/path/to/key\" or agent = true")
 		}
-		for _, p := range []struct{ key, val string }{{k + ".identity", s.Identity}, {k + ".known_hosts", s.KnownHosts}} {
+		for _, p := range []struct{ key, val string }{{k + ".identity", s.Identity}, {k + ".known_hosts", s.KnownHosts},
+			{k + ".rollout", s.Rollout}, {k + ".config", s.Config}} {
 			if p.val != "" {
 				if err := checkPath(p.key, p.val); err != nil {
 					return err
