@@ -53,7 +53,7 @@ func (m *Manager) lastEtcBuild(vhost string) time.Duration {
 // EtcInit makes and fills the jail's /etc, or mounts the one staged for this start (staged
 // true); on failure it leaves nothing mounted.
 func (m *Manager) EtcInit(ctx context.Context, name string) (stats etcmerge.Stats, staged bool, err error) {
-	v, err := m.Cfg.Vhost(name)
+	v, err := m.Cfg.Jail(name) // a vhost or a try
 	if err != nil {
 		return etcmerge.Stats{}, false, err
 	}
@@ -93,7 +93,7 @@ func (m *Manager) recordEtcTiming(name string, d time.Duration, files int) {
 
 // EtcCleanup unmounts and frees the jail's /etc. Nothing mounted is fine.
 func (m *Manager) EtcCleanup(ctx context.Context, name string) error {
-	v, err := m.Cfg.Vhost(name)
+	v, err := m.Cfg.Jail(name)
 	if err != nil {
 		return err
 	}

@@ -111,6 +111,13 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	if len(names) == 0 {
 		names = m.Cfg.VhostNames()
 	}
+	// a try is repaired with its vhost, whose dataset holds its journal
+	names = append([]string(nil), names...)
+	for i, n := range names {
+		if t, ok := m.Cfg.Tries[n]; ok {
+			names[i] = t.TryOf
+		}
+	}
 	vs, err := m.vhosts(names)
 	if err != nil {
 		return nil, err
@@ -121,6 +128,7 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	}
 	// each vhost on its own: one that cannot be repaired must not keep the others broken
 	p := &Plan{Op: "repair", Independent: true}
+	var tries []*VhostPlan
 	for _, v := range vs {
 		if !w.Exists(v.Dataset) {
 			continue
@@ -128,6 +136,10 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 		st, err := w.State(v)
 		if err != nil {
 			return nil, err
+		}
+		if tp := m.tryRepairPlan(v, st); tp != nil {
+			p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished try %s found (%s); torn down", v.Name, st.Try.Name, st.Try))
+			tries = append(tries, tp)
 		}
 		vp := &VhostPlan{Vhost: v.Name, From: "", To: st.Snapshot}
 		if st.Pending == nil {
@@ -154,6 +166,7 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 		p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished %s found (%s); back to %s", v.Name, st.Pending.Op, st.Pending, orDash(st.Snapshot)))
 		p.Vhosts = append(p.Vhosts, vp)
 	}
+	p.Vhosts = append(p.Vhosts, tries...)
 	p.Finally = append(p.Finally, m.orphansStep())
 	m.addRelease(w, p)
 	return p, nil
@@ -455,6 +468,7 @@ func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Op: "boot", Independent: true}
+	var tries []*VhostPlan
 	for _, name := range m.Cfg.VhostNames() {
 		v := m.Cfg.Vhosts[name]
 		vp := &VhostPlan{Vhost: v.Name}
@@ -466,6 +480,10 @@ func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
 		st, err := w.State(v)
 		if err != nil {
 			return nil, err
+		}
+		if tp := m.tryRepairPlan(v, st); tp != nil {
+			p.Checks = append(p.Checks, fmt.Sprintf("vhost %s: unfinished try %s found (%s); torn down", v.Name, st.Try.Name, st.Try))
+			tries = append(tries, tp)
 		}
 		vp.From, vp.To = st.Snapshot, st.Snapshot
 		if st.Snapshot == "" {
@@ -494,6 +512,7 @@ func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
 			vp.Steps = append(vp.Steps, m.startStep(j))
 		}
 	}
+	p.Vhosts = append(p.Vhosts, tries...)
 	p.Finally = append(p.Finally, m.orphansStep())
 	m.addRelease(w, p)
 	return p, nil
@@ -544,10 +563,20 @@ type VhostStatus struct {
 	UnsavedEtc   []string `json:"unsaved_etc"`   // edits in the live /etc that /cfg lacks
 	Held         bool     `json:"held"`          // its snapshot carries rollout's hold
 	Boot         bool     `json:"boot"`          // rollout:boot: it is to run
+	// Try is the vhost's test jail (rollout try), nil when it has none.
+	Try *TryStatus `json:"try,omitempty"`
 	// Attention lists what an admin must look at (status then exits 1): an unfinished
 	// operation, a snapshot in use without rollout's hold, an fstab problem, a vhost that is
 	// to run but does not, unsaved /etc edits. Empty when all is well.
 	Attention []string `json:"attention"`
+}
+
+// TryStatus is a vhost's try as status shows it.
+type TryStatus struct {
+	Name     string `json:"name"`
+	Snapshot string `json:"snapshot"`
+	State    string `json:"state"` // making, live, ending
+	Running  bool   `json:"running"`
 }
 
 // attention fills in s.Attention from the rest of s.
@@ -567,6 +596,13 @@ func (s *VhostStatus) attention() {
 	}
 	if len(s.UnsavedEtc) > 0 {
 		s.Attention = append(s.Attention, fmt.Sprintf("%d unsaved /etc edits (rollout etc diff %s)", len(s.UnsavedEtc), s.Vhost))
+	}
+	switch t := s.Try; {
+	case t == nil:
+	case t.State != tryLive:
+		s.Attention = append(s.Attention, "unfinished try "+t.Name+" ("+t.State+"; rollout repair "+s.Vhost+")")
+	case !t.Running:
+		s.Attention = append(s.Attention, "try "+t.Name+" is not running (rollout try --end "+s.Vhost+")")
 	}
 }
 
@@ -606,6 +642,9 @@ func (m *Manager) Status(ctx context.Context, names []string, o StatusOptions) (
 				s.Pending = st.Pending.String()
 			}
 			s.Held = st.Snapshot != "" && w.Held(st.Snapshot)
+			if st.Try != nil {
+				s.Try = &TryStatus{Name: st.Try.Name, Snapshot: st.Try.To, State: st.Try.State, Running: w.Running(st.Try.Name)}
+			}
 		}
 		if f, err := m.ReadFstab(v); err != nil {
 			s.FstabProblem = err.Error()
@@ -692,6 +731,7 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 	}
 	// holds are taken recursively, so a child's hold matters as much as the parent's
 	refs := w.refs
+	tries := w.tries(m.Cfg)
 	var items []PruneItem
 	for i, v := range vs {
 		it := PruneItem{Snapshot: v.FullName()}
@@ -700,6 +740,8 @@ func (m *Manager) Prune(ctx context.Context, keep int, dryRun bool) ([]PruneItem
 			it.Reason = "among the newest " + strconv.Itoa(keep)
 		case need[v.FullName()]:
 			it.Reason = "a vhost runs on it or would roll back to it"
+		case tries[v.FullName()] != "":
+			it.Reason = tries[v.FullName()]
 		case refs[v.Name] > 0:
 			it.Reason = fmt.Sprintf("held (%d holds)", refs[v.Name])
 		default:

@@ -35,19 +35,26 @@ func cmds(argvs ...[]string) []string {
 
 // VhostPlan switches one vhost from one snapshot to another.
 type VhostPlan struct {
-	Vhost   string `json:"vhost"`
+	Vhost string `json:"vhost"`
+	// Title, when set, says what the plan does instead of "From -> To" (a try).
+	Title   string `json:"title,omitempty"`
 	From    string `json:"from"`
 	To      string `json:"to"`
 	Running bool   `json:"running"`
 	Steps   []Step `json:"steps,omitempty"`
 	// Undo puts the vhost back on From after a failure once its jail was stopped.
 	Undo []Step `json:"undo,omitempty"`
+	// UndoAny runs Undo after a failure of any step but the first (a try: its undo is its
+	// tear-down, and production was never stopped).
+	UndoAny bool `json:"undo_any,omitempty"`
 	// Noop says why nothing needs doing (already on the target).
 	Noop string `json:"noop,omitempty"`
 	// Drift: the vhost's /cfg files that override base files the switch changes, not merged
 	// (promote only); Warnings says so for people, or that /cfg could not be checked.
 	Drift    []etcmerge.Drift `json:"drift,omitempty"`
 	Warnings []string         `json:"warnings,omitempty"`
+	// Done, when set, is what is printed once every step succeeded.
+	Done string `json:"-"`
 }
 
 // Plan is a whole command's work.
@@ -77,12 +84,19 @@ func (p *Plan) Print(w io.Writer) {
 			fmt.Fprintf(w, "vhost %s: nothing to do: %s\n", v.Vhost, v.Noop)
 			continue
 		}
-		fmt.Fprintf(w, "vhost %s: %s -> %s%s\n", v.Vhost, orDash(v.From), v.To, order)
+		if v.Title != "" {
+			fmt.Fprintf(w, "%s: %s\n", v.Vhost, v.Title)
+		} else {
+			fmt.Fprintf(w, "vhost %s: %s -> %s%s\n", v.Vhost, orDash(v.From), v.To, order)
+		}
 		for _, s := range v.Warnings {
 			fmt.Fprintf(w, "  warning: %s\n", s)
 		}
 		printSteps(w, v.Steps)
-		if len(v.Undo) > 0 {
+		if len(v.Undo) > 0 && v.UndoAny {
+			fmt.Fprintln(w, "  if a step fails, all of it is torn down again:")
+			printSteps(w, v.Undo)
+		} else if len(v.Undo) > 0 {
 			fmt.Fprintf(w, "  if the start or health check fails, back to %s:\n", orDash(v.From))
 			printSteps(w, v.Undo)
 		}
@@ -201,7 +215,7 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 	}
 	stopped := false
 	var downStart time.Time
-	for _, s := range v.Steps {
+	for i, s := range v.Steps {
 		t0 := time.Now()
 		if s.Name == "stop" {
 			downStart = t0
@@ -228,10 +242,14 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 		}
 		res.Error = err.Error()
 		err = fmt.Errorf("vhost %s: %s failed: %w", v.Vhost, s.Name, err)
-		if !stopped || len(v.Undo) == 0 {
+		if len(v.Undo) == 0 || !(stopped || v.UndoAny && i > 0) {
 			return res, err
 		}
-		m.printf("%s: %s failed, going back to %s\n", v.Vhost, s.Name, orDash(v.From))
+		if v.UndoAny {
+			m.printf("%s: %s failed, tearing it down\n", v.Vhost, s.Name)
+		} else {
+			m.printf("%s: %s failed, going back to %s\n", v.Vhost, s.Name, orDash(v.From))
+		}
 		for _, u := range v.Undo {
 			m.Crash.Hit("before", "undo-"+u.Name, v.Vhost)
 			uerr := u.run(context.WithoutCancel(ctx))
@@ -241,10 +259,15 @@ func (m *Manager) runVhost(ctx context.Context, v *VhostPlan) (VhostResult, erro
 			}
 		}
 		res.RolledBack = true
+		if v.UndoAny {
+			return res, fmt.Errorf("%w; torn down again", err)
+		}
 		return res, fmt.Errorf("%w; back on %s", err, orDash(v.From))
 	}
 	res.OK = true
-	if res.Downtime > 0 {
+	if v.Done != "" {
+		m.printf("%s\n", v.Done)
+	} else if res.Downtime > 0 {
 		health := ""
 		if res.Health > 0 {
 			health = fmt.Sprintf(", health %s", round(res.Health))

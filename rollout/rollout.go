@@ -39,6 +39,8 @@ type Manager struct {
 	Self string    // this program, for the hooks jail(8) calls
 	// Crash is the crash tests' failpoint (ROLLOUT_FAILPOINT); nil in normal use.
 	Crash *failpoint.Point
+	// Now is the clock (names of the snapshots a try takes); nil: time.Now.
+	Now func() time.Time
 }
 
 func (m *Manager) printf(format string, a ...any) {

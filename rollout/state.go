@@ -20,6 +20,8 @@ const (
 	propHistory  = "rollout:history"  // earlier ones, newest first, comma separated
 	propPending  = "rollout:pending"  // the journal: an operation in progress, or "none"
 	propBoot     = "rollout:boot"     // "on": start the vhost at boot (rollout boot); "off": leave it stopped
+	propTry      = "rollout:try"      // the vhost's try (rollout try), made, live or ended: its journal; or "none"
+	propTryOf    = "rollout:try-of"   // on a try's own dataset: the vhost it tries (only such a dataset is destroyed)
 	historyLen   = 8
 	none         = "none"
 )
@@ -35,6 +37,8 @@ type State struct {
 	// Boot: start the vhost at boot. Set by create and start, cleared by stop; a vhost from
 	// before the property existed counts as on, as create starts vhosts by default.
 	Boot bool
+	// Try is the vhost's test jail (rollout try), nil when it has none.
+	Try *TryRecord
 }
 
 // Journal is an operation in progress on one vhost, written before the first step that changes
@@ -106,6 +110,9 @@ func stateOf(vhost, dataset string, props map[string]string) (*State, error) {
 	}
 	if st.Pending, err = parseJournal(props[propPending]); err != nil {
 		return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propPending, dataset, err)
+	}
+	if st.Try, err = parseTry(props[propTry]); err != nil {
+		return nil, fmt.Errorf("vhost %s: %s on %s: %w", vhost, propTry, dataset, err)
 	}
 	check := func(prop string, snaps ...string) error {
 		for _, s := range snaps {

@@ -331,6 +331,9 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 	need := map[string]bool{}
 	changing := map[string]*VhostPlan{}
 	for _, vp := range p.Vhosts {
+		if m.Cfg.Vhosts[vp.Vhost] == nil {
+			continue // a try's tear-down (repair, boot): its hold is its own
+		}
 		changing[vp.Vhost] = vp
 		if vp.Noop == "" {
 			need[vp.From], need[vp.To] = true, true
@@ -350,7 +353,7 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 	// predicted: the switched vhosts' previous-previous snapshots lose their last user
 	var predicted []string
 	for _, vp := range p.Vhosts {
-		if vp.Noop != "" {
+		if vp.Noop != "" || m.Cfg.Vhosts[vp.Vhost] == nil {
 			continue
 		}
 		if st, err := w.State(m.Cfg.Vhosts[vp.Vhost]); err == nil && st.Previous != "" && !need[st.Previous] {

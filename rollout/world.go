@@ -43,7 +43,7 @@ type worldLoad struct {
 }
 
 // stateProps are the properties one `zfs get` reads of every file system.
-var stateProps = []string{propSnapshot, propPrevious, propHistory, propPending, propBoot}
+var stateProps = []string{propSnapshot, propPrevious, propHistory, propPending, propBoot, propTry, propTryOf}
 
 // loadWorld reads the host: one `zfs get` for every file system under the vhosts' parents
 // (and the prototype); with jails one `jls`; with proto one `zfs list` of the prototype's
@@ -305,4 +305,20 @@ func (w *World) needed(cfg *config.Config) (map[string]bool, error) {
 		}
 	}
 	return need, nil
+}
+
+// tries maps each prototype snapshot a vhost's try runs on (or is being made or ended on) to
+// a reason to keep it, naming the try.
+func (w *World) tries(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	for _, name := range cfg.VhostNames() {
+		v := cfg.Vhosts[name]
+		if !w.Exists(v.Dataset) {
+			continue
+		}
+		if st, err := w.State(v); err == nil && st.Try != nil {
+			out[st.Try.To] = "in use by the try " + st.Try.Name + " of vhost " + v.Name + " (rollout try --end " + v.Name + ")"
+		}
+	}
+	return out
 }

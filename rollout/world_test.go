@@ -14,7 +14,7 @@ import (
 
 // The commands one read of the host runs, as the recorder sees them (prefixes).
 const (
-	zfsGetAll   = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value,source rollout:snapshot,rollout:previous,rollout:history,rollout:pending,rollout:boot"
+	zfsGetAll   = "/sbin/zfs get -H -p -r -t filesystem -o name,property,value,source rollout:snapshot,rollout:previous,rollout:history,rollout:pending,rollout:boot,rollout:try,rollout:try-of"
 	zfsListSnap = "/sbin/zfs list -H -p -t snapshot"
 	zfsHolds    = "/sbin/zfs holds -H"
 	jlsAll      = "/usr/sbin/jls jid name"

@@ -220,14 +220,18 @@ func parseArgsUsage(s string) []argSpec {
 // config loads: their count, none empty, snapshot arguments (proto@N) shaped like one and vhost
 // names shaped like a name.
 func checkArgs(c *cli.Context) error {
-	spec := parseArgsUsage(c.Command.ArgsUsage)
+	usage := c.Command.ArgsUsage
+	if c.Command.Name == "try" && c.Bool("end") {
+		usage = "VHOST" // rollout try --end VHOST
+	}
+	spec := parseArgsUsage(usage)
 	args := c.Args().Slice()
 	path := cmdPath(c)
 	i := 0
 	for _, s := range spec {
 		if i >= len(args) {
 			if !s.optional {
-				return usagef("%s: needs %s (rollout %s %s)", path, s.name, path, strings.TrimSpace(c.Command.ArgsUsage))
+				return usagef("%s: needs %s (rollout %s %s)", path, s.name, path, strings.TrimSpace(usage))
 			}
 			break
 		}

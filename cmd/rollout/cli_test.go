@@ -187,6 +187,11 @@ func TestUsageErrorsBeforeConfig(t *testing.T) {
 		{[]string{"fstab", "vhost1", "proto@1", "--write"}, "takes no snapshot"},
 		{[]string{"status", "--parallel", "2"}, "--parallel"},
 		{[]string{"frob"}, `unknown command "frob"`},
+		{[]string{"try", "vhost1"}, "try: needs VHOST (rollout try proto@N VHOST)"},
+		{[]string{"try", "--end"}, "try: needs VHOST (rollout try VHOST)"},
+		{[]string{"try", "--end", "vhost1", "proto@2"}, `try: unexpected argument "proto@2"`},
+		{[]string{"try", "--keep", "--end", "vhost1"}, "--keep and --end exclude each other"},
+		{[]string{"try", "proto@a;b", "vhost1"}, `';'`},
 	} {
 		_, errOut, code := run(t, append(c.args, "--config", noConfig)...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
@@ -251,6 +256,7 @@ func TestJSONOneShapeWithErrors(t *testing.T) {
 		{"snapshot"}, {"snapshots"}, {"status"}, {"repair"}, {"prune"}, {"prune", "-n"}, {"boot"}, {"shutdown"},
 		{"create", "vhost1", "proto@1"}, {"promote", "proto@1", "vhost1"}, {"rollback", "vhost1"},
 		{"promote", "proto@1", "vhost1", "-n"}, {"replicate", "--to", "slave1"}, {"replicate", "--all", "-n"},
+		{"try", "proto@1", "vhost1"}, {"try", "proto@1", "vhost1", "-n"}, {"try", "--end", "vhost1"},
 	} {
 		out, errOut, code := run(t, append(append([]string{"--json"}, args...), "--config", file)...)
 		env := decodeEnvelope(t, args, out)
@@ -291,6 +297,7 @@ func TestDryRunEverywhere(t *testing.T) {
 		{"snapshot", "--dry-run"}, {"fstab", "vhost1", "--write", "--dry-run"}, {"etc", "save", "vhost1", "-n"},
 		{"promote", "proto@2", "vhost1", "-n"}, {"start", "vhost1", "-n"}, {"stop", "vhost1", "-n"}, {"prune", "-n"},
 		{"repair", "-n"}, {"create", "vhost1", "proto@1", "-n"}, {"rollback", "vhost1", "-n"},
+		{"try", "proto@2", "vhost1", "-n"}, {"try", "--end", "vhost1", "-n"},
 	} {
 		_, errOut, code := run(t, append(args, "--config", file)...)
 		if code != 1 || strings.Contains(errOut, "flag") {
@@ -394,5 +401,21 @@ func TestLockedCommandsRefuseWhileLockHeld(t *testing.T) {
 		if strings.Contains(errOut, "another rollout is running") {
 			t.Errorf("%q: a dry run waited for the lock: %q", args, errOut)
 		}
+	}
+}
+
+// A try name that is a vhost's is refused when the config is read: one line naming the file and
+// line, exit 1, before anything runs.
+func TestTryCollisionRefusedAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rollout.toml")
+	cfg := fmt.Sprintf("pool = %q\nstate_dir = %q\n[vhost.vhost1]\n[vhost.vhost2]\n[vhost.vhost2.try]\nname = \"vhost1\"\n", testPool, filepath.Join(dir, "state"))
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, "try", "proto@2", "vhost2", "--config", file)
+	want := "rollout: " + file + `:6: vhost.vhost2.try.name: "vhost1" is the name of vhost vhost1` + "\n"
+	if code != 1 || errOut != want {
+		t.Errorf("exit %d, %q\nwant %q", code, errOut, want)
 	}
 }

@@ -87,7 +87,9 @@ func (e *env) recordPlan(op string, plan *rollout.Plan, results []rollout.VhostR
 			ch.Skipped = r.Error
 		case r.Error != "":
 			ch.Err = errOf(r.Error)
-			if r.RolledBack {
+			if r.RolledBack && i < len(plan.Vhosts) && plan.Vhosts[i].UndoAny {
+				ch.Err = fmt.Errorf("%s; torn down again", r.Error)
+			} else if r.RolledBack {
 				ch.Err = fmt.Errorf("%s; back on %s", r.Error, dash(r.From))
 			}
 			shown = true
@@ -165,8 +167,36 @@ func jailCommands() []*cli.Command {
 			}),
 		},
 		{
+			Name:      "try",
+			Usage:     "start a test jail beside a vhost on a prototype snapshot, with clones of the vhost's datasets, health-check it and end it again (--keep: leave it running; --end VHOST: end it)",
+			ArgsUsage: "proto@N VHOST",
+			Flags: []cli.Flag{dryRunFlag,
+				&cli.BoolFlag{Name: "keep", Usage: "leave the try running for manual tests, until rollout try --end VHOST", DisableDefaultText: true},
+				&cli.BoolFlag{Name: "end", Usage: "end the vhost's try: its jail, /etc, clones, their snapshots, its hold and files (rollout try --end VHOST)", DisableDefaultText: true}},
+			Action: withEnv(func(c *cli.Context) error {
+				if c.Bool("keep") && c.Bool("end") {
+					return usagef("try: --keep and --end exclude each other")
+				}
+				return nil
+			}, func(c *cli.Context, e *env, m *rollout.Manager) error {
+				return e.locked(c, func() error {
+					var plan *rollout.Plan
+					var err error
+					if c.Bool("end") {
+						plan, err = m.PlanTryEnd(c.Context, c.Args().First())
+					} else {
+						plan, err = m.PlanTry(c.Context, c.Args().Get(0), c.Args().Get(1), rollout.TryOptions{Keep: c.Bool("keep")})
+					}
+					if err != nil {
+						return err
+					}
+					return e.runPlan(c, m, plan)
+				})
+			}),
+		},
+		{
 			Name:      "repair",
-			Usage:     "put vhosts whose promote or rollback did not finish back on their recorded snapshot",
+			Usage:     "put vhosts whose promote or rollback did not finish back on their recorded snapshot; tear down tries that did not finish",
 			ArgsUsage: "[VHOST...]",
 			Flags:     []cli.Flag{dryRunFlag},
 			Action: withEnv(nil, func(c *cli.Context, e *env, m *rollout.Manager) error {
@@ -354,6 +384,9 @@ func (e *env) status(ctx context.Context, m *rollout.Manager, names []string, o 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Vhost, dash(s.Snapshot), dash(s.Previous), yesNo(s.Running),
 			dash(atSnap(s.Fstab)), unsaved, strings.Join(notes, "; "))
+		if t := s.Try; t != nil {
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\t-\ttry of %s (%s)\n", t.Name, t.Snapshot, yesNo(t.Running), s.Vhost, t.State)
+		}
 	}
 	if len(slaves) > 0 {
 		fmt.Fprintln(tw)

@@ -43,6 +43,10 @@ type Config struct {
 	Vhosts    map[string]*Vhost `toml:"vhost"`
 	Slaves    map[string]*Slave `toml:"slave"`
 
+	// Tries are the vhosts' test jails (rollout try), by jail name: each a Vhost made from its
+	// vhost's settings and its [vhost.NAME.try] table (see TryVhost).
+	Tries map[string]*Vhost `toml:"-"`
+
 	// Timeouts comes from the [timeouts] table (TOML strings such as "5m"; see rawTimeouts).
 	Timeouts Timeouts `toml:"-"`
 
@@ -136,6 +140,20 @@ type Vhost struct {
 	Quota       map[string]string `toml:"quota"`
 	RefQuota    map[string]string `toml:"refquota"`
 	Reservation map[string]string `toml:"reservation"`
+
+	// Try is the [vhost.NAME.try] table: the test jail `rollout try` runs beside the vhost.
+	Try *Try `toml:"try"`
+	// TryOf is set on a try's Vhost only: the vhost it tries.
+	TryOf string `toml:"-"`
+}
+
+// Try names the test jail of a vhost (rollout try): a jail of its own beside production, on
+// clones of the vhost's datasets. Its address is its own: production's is never borrowed.
+type Try struct {
+	Name      string   `toml:"name"`      // jail name; default NAME-try
+	Hostname  string   `toml:"hostname"`  // host.hostname; default try.<the vhost's hostname>
+	IP4       []string `toml:"ip4"`       // ip4.addr; default none
+	Interface string   `toml:"interface"` // default the vhost's
 }
 
 // Slave is a host that receives the prototype's snapshots.
@@ -378,6 +396,18 @@ func (c *Config) defaults() *Config {
 		if v.ExecStop == "" {
 			v.ExecStop = "/bin/sh /etc/rc.shutdown"
 		}
+		if v.Try == nil {
+			v.Try = &Try{}
+		}
+		if v.Try.Name == "" {
+			v.Try.Name = name + "-try"
+		}
+		if v.Try.Hostname == "" {
+			v.Try.Hostname = "try." + v.Hostname
+		}
+		if v.Try.Interface == "" {
+			v.Try.Interface = v.Interface
+		}
 	}
 	for name, s := range c.Slaves {
 		if s == nil {
@@ -471,10 +501,17 @@ func (c *Config) check() error {
 		if err := c.checkVhost(v); err != nil {
 			return err
 		}
-		if err := c.checkOverlap(v, seen); err != nil {
+		if err := c.checkOverlap("vhost."+v.Name, v, seen); err != nil {
 			return err
 		}
 		seen.add(v)
+	}
+	// the tries after every vhost: a try is checked against all of them and the tries before
+	c.Tries = map[string]*Vhost{}
+	for _, n := range names {
+		if err := c.checkTry(c.Vhosts[n], seen); err != nil {
+			return err
+		}
 	}
 	names = names[:0]
 	for n := range c.Slaves {
@@ -534,8 +571,7 @@ func (c *Config) check() error {
 // root (and a stop of the outer jail unmounts everything below its path); a vhost under the
 // prototype's mountpoint would hide the prototype; nested or shared datasets share state
 // properties and children, so one vhost's switch would rewrite the other's state.
-func (c *Config) checkOverlap(v *Vhost, seen *overlapIndex) error {
-	k := "vhost." + v.Name
+func (c *Config) checkOverlap(k string, v *Vhost, seen *overlapIndex) error {
 	switch {
 	case v.Path == c.Proto.Mountpoint:
 		return bad(k+".path", "%q is the prototype's mountpoint (proto.mountpoint)", v.Path)
@@ -567,6 +603,75 @@ func (c *Config) checkOverlap(v *Vhost, seen *overlapIndex) error {
 		return bad(k+".dataset", "%q contains vhost %s's dataset %q", v.Dataset, o.Name, o.Dataset)
 	}
 	return nil
+}
+
+// checkTry checks v's try and adds it to Tries: its name must be a jail name of its own (no
+// vhost's, not the prototype's, no other try's), and its jail path and dataset must overlap
+// nothing, as a vhost's must not.
+func (c *Config) checkTry(v *Vhost, seen *overlapIndex) error {
+	k := "vhost." + v.Name + ".try"
+	n := v.Try.Name
+	if err := checkName(k+".name", "try name", n); err != nil {
+		return err
+	}
+	if strings.ContainsAny(n, ".:") {
+		return bad(k+".name", "invalid try name %q: '.' and ':' are not allowed in jail names here", n)
+	}
+	switch {
+	case c.Vhosts[n] != nil:
+		return bad(k+".name", "%q is the name of vhost %s", n, n)
+	case c.Tries[n] != nil:
+		return bad(k+".name", "%q is already the try of vhost %s", n, c.Tries[n].TryOf)
+	case n == path.Base(c.Proto.Dataset) || n == path.Base(c.Proto.Mountpoint):
+		return bad(k+".name", "%q is the prototype's name", n)
+	}
+	t := c.TryVhost(v, n)
+	if err := checkName(k+".hostname", "hostname", t.Hostname); err != nil {
+		return err
+	}
+	if err := checkJailConf(k, t); err != nil {
+		return err
+	}
+	if err := c.checkOverlap(k, t, seen); err != nil {
+		return err
+	}
+	seen.add(t)
+	c.Tries[n] = t
+	return nil
+}
+
+// TryVhost is the test jail name of vhost v as a Vhost: its datasets (clones of v's) under
+// v's dataset's parent, its path beside v's, v's programs, health check, parameters and
+// limits, and the try's own hostname and addresses. name is normally v.Try.Name; a try made
+// under an earlier name is ended under that name.
+func (c *Config) TryVhost(v *Vhost, name string) *Vhost {
+	parent := path.Dir(v.Dataset)
+	if parent == "." {
+		parent = c.Pool
+	}
+	t := &Vhost{Name: name, TryOf: v.Name, Dataset: parent + "/" + name, Datasets: v.Datasets,
+		Path: path.Join(path.Dir(v.Path), name), Hostname: v.Try.Hostname, IP4: v.Try.IP4, Interface: v.Try.Interface,
+		ExecStart: v.ExecStart, ExecStop: v.ExecStop, Health: v.Health, Limits: v.Limits, Try: v.Try}
+	for pk, pv := range v.Params {
+		// production's addresses and names stay production's
+		if strings.HasPrefix(pk, "ip4") || strings.HasPrefix(pk, "ip6") || strings.HasPrefix(pk, "host.") || pk == "vnet.interface" || pk == "interface" {
+			continue
+		}
+		if t.Params == nil {
+			t.Params = map[string]string{}
+		}
+		t.Params[pk] = pv
+	}
+	return t
+}
+
+// Jail returns the vhost or the try (by its jail name) named name: what the jail(8) hooks
+// (etc init, etc cleanup) are called with.
+func (c *Config) Jail(name string) (*Vhost, error) {
+	if t, ok := c.Tries[name]; ok {
+		return t, nil
+	}
+	return c.Vhost(name)
 }
 
 // overlapIndex holds the vhosts checked so far by path and dataset, and by every ancestor of

@@ -421,7 +421,7 @@ func TestOverlapIndexMatchesPairwise(t *testing.T) {
 		seen := newOverlapIndex()
 		found := false
 		for _, v := range vs {
-			if c.checkOverlap(v, seen) != nil {
+			if c.checkOverlap("vhost."+v.Name, v, seen) != nil {
 				found = true
 				break
 			}
@@ -433,6 +433,67 @@ func TestOverlapIndexMatchesPairwise(t *testing.T) {
 				desc = append(desc, v.Path+" "+v.Dataset)
 			}
 			t.Fatalf("indexed %v, pairwise %v: %q", found, pairwise, desc)
+		}
+	}
+}
+
+// A vhost's try defaults to NAME-try beside it, with its own host name and no address; it keeps
+// the vhost's programs and parameters but not those that name production's addresses.
+func TestTryDefaults(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`pool = "tank"
+[vhost.web]
+hostname = "www.example.org"
+ip4 = ["192.0.2.1"]
+interface = "em0"
+health = ["/bin/true"]
+[vhost.web.params]
+"allow.raw_sockets" = "1"
+"ip4.saddrsel" = "0"
+"host.hostuuid" = "x"
+[vhost.db]
+[vhost.db.try]
+name = "dbtest"
+hostname = "dbtest.example.org"
+ip4 = ["192.0.2.9"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Jail("web-try")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.TryOf != "web" || w.Dataset != "tank/web-try" || w.Path != "/jail/web-try" || w.Hostname != "try.www.example.org" ||
+		len(w.IP4) != 0 || w.Interface != "em0" || strings.Join(w.Health, " ") != "/bin/true" ||
+		len(w.Params) != 1 || w.Params["allow.raw_sockets"] != "1" || strings.Join(w.Datasets, ",") != "cfg,var,home" {
+		t.Errorf("web's try: %+v", w)
+	}
+	d := c.Tries["dbtest"]
+	if d == nil || d.TryOf != "db" || d.Dataset != "tank/dbtest" || d.Hostname != "dbtest.example.org" || strings.Join(d.IP4, ",") != "192.0.2.9" {
+		t.Errorf("db's try: %+v", d)
+	}
+	if _, err := c.Jail("nosuch"); err == nil {
+		t.Error("an unknown jail was found")
+	}
+}
+
+// A try name that collides with a vhost, another try, the prototype, or that is no jail name,
+// is refused with its line.
+func TestTryNameCollisions(t *testing.T) {
+	for _, c := range []struct{ toml, want string }{
+		{"[vhost.a]\n[vhost.b]\n[vhost.b.try]\nname = \"a\"\n", `t.toml:5: vhost.b.try.name: "a" is the name of vhost a`},
+		{"[vhost.a]\n[vhost.a-try]\n", `vhost.a.try.name: "a-try" is the name of vhost a-try`},
+		{"[vhost.a]\n[vhost.a.try]\nname = \"x\"\n[vhost.b]\n[vhost.b.try]\nname = \"x\"\n", `t.toml:7: vhost.b.try.name: "x" is already the try of vhost a`},
+		{"[vhost.a]\n[vhost.a.try]\nname = \"proto\"\n", `t.toml:4: vhost.a.try.name: "proto" is the prototype's name`},
+		{"[vhost.a]\n[vhost.a.try]\nname = \"a.b\"\n", `vhost.a.try.name: invalid try name "a.b"`},
+		{"[vhost.a]\n[vhost.a.try]\nname = \"a;b\"\n", `t.toml:4: vhost.a.try.name: `},
+		{"[vhost.a]\n[vhost.a.try]\nip4 = [\"300.1.1.1\"]\n", `t.toml:4: vhost.a.try.ip4: "300.1.1.1"`},
+		{"[vhost.a]\n[vhost.a.try]\nhostname = \"$x\"\n", `t.toml:4: vhost.a.try.hostname`},
+		{"[vhost.a]\n[vhost.a.try]\nname = \"b\"\n[vhost.b-x]\npath = \"/jail/b\"\n", `vhost.a.try.path: "/jail/b" is already used by b-x`},
+	} {
+		_, err := Parse("t.toml", []byte("pool = \"zpool\"\n"+c.toml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.toml, err, c.want)
 		}
 	}
 }
