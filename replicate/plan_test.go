@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -458,6 +459,37 @@ func TestParseTokenContents(t *testing.T) {
 	for tok, ok := range map[string]bool{"1-bf31b879a-b8-789c6360": true, "1-abc": false, "1-a-b-c d": false, "1-a-b-'x'": false, "": false, "1-A-B-C": false} {
 		if (ValidToken(tok) == nil) != ok {
 			t.Errorf("ValidToken(%q): %v", tok, ValidToken(tok))
+		}
+	}
+}
+
+// TestParseInUseAsRolloutWritesIt: the slave's listing as `rollout create` and a promote cut
+// short leave it (previous and pending "none" until set), not only the properties that name
+// snapshots. A slave running vhosts made every replication fail on "none" before.
+func TestParseInUseAsRolloutWritesIt(t *testing.T) {
+	out := "zpool/vhost3\trollout:snapshot\tzpool/proto@1\n" +
+		"zpool/vhost3\trollout:previous\tnone\n" +
+		"zpool/vhost3\trollout:pending\tnone\n" +
+		"zpool/vhost4\trollout:snapshot\tzpool/proto@1\n" +
+		"zpool/vhost4\trollout:previous\t-\n" +
+		"zpool/vhost4\trollout:pending\top=promote from=zpool/proto@1 to=zpool/proto@2 step=start running=true\n" +
+		"zpool/vhost5\trollout:snapshot\tzpool/proto@2\n" +
+		"zpool/vhost5\trollout:previous\tzpool/proto@1\n" +
+		"zpool/vhost5\trollout:pending\top=create from=none to=zpool/proto@2 step=fstab running=false\n"
+	use, err := ParseInUse([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"zpool/proto@1": {"zpool/vhost3", "zpool/vhost4", "zpool/vhost5"},
+		"zpool/proto@2": {"zpool/vhost4", "zpool/vhost5"},
+	}
+	if !reflect.DeepEqual(use, want) {
+		t.Fatalf("ParseInUse = %v, want %v", use, want)
+	}
+	for _, bad := range []string{"zpool/vhost3\trollout:previous\tproto1\n", "zpool/vhost3\trollout:pending\top=promote from=x to=zpool/proto@2\n"} {
+		if _, err := ParseInUse([]byte(bad)); err == nil {
+			t.Errorf("ParseInUse(%q) accepted a value that is not a snapshot", bad)
 		}
 	}
 }
