@@ -120,11 +120,12 @@ integration:
 	  exit $$rc
 
 # the whole crash table (README "Crashes"): every boundary of every command, killed and power cut,
-# and every replication cut; well over an hour in the lab, so `make test` runs only the cells
-# marked in integration/crash_test.go and integration/replicate_cut_test.go
+# every replication cut, and the long lab tests (try, the fleet over three guests); well over an
+# hour in the lab, so `make test` runs only the cells marked in integration/crash_test.go and
+# integration/replicate_cut_test.go
 crash: SHELL := /bin/bash
 crash:
-	ROLLOUT_CRASH_TABLE=full $(GO) test -count=1 -timeout 150m -v -run 'TestCrashTable|TestReplicateCut' ./integration/ 2>&1 | tee crash.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|crash_test.go|replicate_cut_test.go|\[lab'; \
+	ROLLOUT_CRASH_TABLE=full ROLLOUT_LAB_LONG=1 $(GO) test -count=1 -timeout 180m -v -run 'TestCrashTable|TestReplicateCut|TestTry|TestFleet' ./integration/ 2>&1 | tee crash.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|crash_test.go|replicate_cut_test.go|\[lab'; \
 	  exit $${PIPESTATUS[0]}
 
 test: SHELL := /bin/bash

@@ -58,6 +58,7 @@ func snapOf(h fleetHost, vhost string) string {
 // replicates @2, promotes the canary, then host by host, and stops at slave2; `status --hosts
 // all` shows the outcome; a slave whose host key changed is refused.
 func TestFleetPromoteCanaryFirstStopsOnFailure(t *testing.T) {
+	long(t)
 	m := freshPool(t, "master")
 	s1, s2 := freshPool(t, "slave1"), freshPool(t, "slave2")
 	cfg := jailConfig

@@ -244,3 +244,12 @@ func (g *guest) reboot() {
 		g.t.Fatalf("lab reboot %s: %v\n%s", g.name, err, out)
 	}
 }
+
+// long skips a lab test that takes many minutes under the emulated CPU unless ROLLOUT_LAB_LONG=1
+// (make crash sets it): CI's `make test` must stay within its time.
+func long(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ROLLOUT_LAB_LONG") != "1" {
+		t.Skip("a long lab test: runs in make crash (ROLLOUT_LAB_LONG=1)")
+	}
+}

@@ -34,6 +34,7 @@ zfs get -H -o value rollout:try zpool/vhost1 | grep -v '^-$' | grep -v '^none$' 
 // snapshot with clones of the vhost's datasets and passes its health check while production
 // keeps running (same process, no restart); --end leaves nothing; a crash is repaired.
 func TestTryLeavesProductionAlone(t *testing.T) {
+	long(t)
 	g := setUpVhosts(t)
 	g.sh(`echo 2 > /jail/proto/VERSION; echo 'motd of 2' > /jail/proto/etc/motd`)
 	g.mustRollout("snapshot")
