@@ -31,8 +31,12 @@ type testServer struct {
 	// handle runs one exec request: it gets the command line and the channel (stdin/stdout),
 	// and returns the exit status.
 	handle func(cmd string, ch ssh.Channel) uint32
-	// ignoreGlobal leaves keepalives unanswered, as a dead peer would.
+	// ignoreGlobal leaves keepalives unanswered, as a dead peer would; after answering the
+	// first answerGlobal of them, as a link that dies later.
 	ignoreGlobal bool
+	answerGlobal int
+	// rejectExec refuses every exec request, as sshd does when it cannot start the shell.
+	rejectExec bool
 
 	mu   sync.Mutex
 	cmds []string
@@ -110,7 +114,12 @@ func (s *testServer) serve(c net.Conn) {
 	defer conn.Close()
 	if s.ignoreGlobal {
 		go func() {
-			for range reqs { // never replied: the client's keepalives go unanswered
+			n := 0
+			for r := range reqs { // the client's keepalives go unanswered
+				if n < s.answerGlobal {
+					r.Reply(false, nil)
+					n++
+				}
 			}
 		}()
 	} else {
@@ -132,7 +141,7 @@ func (s *testServer) serve(c net.Conn) {
 					continue
 				}
 				var p struct{ Cmd string }
-				if err := ssh.Unmarshal(r.Payload, &p); err != nil {
+				if err := ssh.Unmarshal(r.Payload, &p); err != nil || s.rejectExec {
 					r.Reply(false, nil)
 					continue
 				}
