@@ -79,11 +79,15 @@ func (d *differ) dir(rel string, b, o, l *os.File) error {
 		p := path.Join(rel, it.name)
 		le, ok := live[it.name]
 		delete(live, it.name)
+		want := &it.win
 		if !ok {
-			d.add(p, Removed)
+			// Build never puts a FIFO or socket of base or /cfg into /etc: its absence is no
+			// removal, and must not make etc save delete the tenant's entry from /cfg
+			if t := want.typ(); t != unix.S_IFIFO && t != unix.S_IFSOCK {
+				d.add(p, Removed)
+			}
 			continue
 		}
-		want := &it.win
 		if want.typ() != le.typ() {
 			d.add(p, Edited)
 			if le.typ() == unix.S_IFDIR {
