@@ -593,8 +593,17 @@ func TestConformanceRctl(t *testing.T) {
 		t.Errorf("rules after the jail's removal: %q", got)
 	}
 	g.must("jail", "-f", conf, "-c", "t")
-	if got := strings.TrimSpace(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/pids.max")); got != "6" {
-		t.Errorf("pids.max = %q, want 6 (5 and the holder)", got)
+	if got := strings.TrimSpace(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/pids.max")); got != "5" {
+		t.Errorf("pids.max = %q, want 5", got)
+	}
+	// the jail's processes count, the emulation's holder does not: a shell and 4 children are
+	// the 5 allowed, the 5th child is refused (kern_racct.c: fork fails with EAGAIN)
+	g.run("jexec", "t", "/bin/sh", "-c", "for i in 1 2 3 4 5 6 7; do /bin/sleep 60 </dev/null >/dev/null 2>&1 & done; true")
+	if ev := g.must("cat", "/sys/fs/cgroup/rollout-jail-t/pids.events"); !strings.HasPrefix(ev, "max ") || strings.HasPrefix(ev, "max 0") {
+		t.Errorf("7 children under maxproc deny=5, yet no fork was refused: pids.events %q", ev)
+	}
+	if n := len(strings.Fields(g.must("cat", "/sys/fs/cgroup/rollout-jail-t/cgroup.procs"))); n != 4 {
+		t.Errorf("%d processes in the jail after its shell exited, want its 4 children", n)
 	}
 	g.must("jail", "-f", conf, "-r", "t")
 	g.must("rctl", "-r", "jail:t")

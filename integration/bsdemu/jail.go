@@ -953,8 +953,10 @@ func attachMain(args []string) int {
 		return 1
 	}
 	root, clean, name, argv := args[0], args[1] == "1", args[2], args[4:]
-	// jail_attach(2) makes the process the jail's for racct: here, its cgroup (rctl.go)
-	if err := joinJailCgroup(name); err != nil {
+	// jail_attach(2) makes the process the jail's for racct: here, its cgroup (rctl.go),
+	// joined right before the exec (below), opened now, while /sys is still reachable
+	procs, err := openJailCgroupProcs(name)
+	if err != nil {
 		warnx("jail", "%s: jail_attach: %s", name, errno(err))
 		return 1
 	}
@@ -993,7 +995,13 @@ func attachMain(args []string) int {
 		}
 		bin = lp
 	}
-	err := unix.Exec(bin, argv, env)
+	// pids.max counts threads: this Go process joins with the threads it has and can start no
+	// more once at the limit, so it joins last; the exec leaves one thread
+	if err := joinJailCgroup(procs); err != nil {
+		warnx("jail", "%s: jail_attach: %s", name, errno(err))
+		return 1
+	}
+	err = unix.Exec(bin, argv, env)
 	warnx("jail", "%s: exec %s: %s", name, argv[0], errno(err))
 	return 1
 }
@@ -1028,9 +1036,9 @@ func holderMain(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	if err := joinJailCgroup(name); err != nil {
-		return fail(err)
-	}
+	// the holder stays out of the jail's cgroup: FreeBSD's jail has no such process, so it
+	// must count against no limit (and a Go process at a pids.max that counts its threads
+	// could not start one more and would die with the jail)
 	if err := unix.Chroot(root); err != nil {
 		return fail(err)
 	}

@@ -12,7 +12,8 @@ package main
 // and every rule with the deny action the cgroup can express is written into it:
 //
 //	memoryuse deny=N  -> memory.max = N, memory.swap.max = 0 (RACCT_RSS)
-//	maxproc, nthr     -> pids.max = the smaller + 1, for the jail's holder (RACCT_NPROC, RACCT_NTHR)
+//	maxproc, nthr     -> pids.max = the smaller (RACCT_NPROC, RACCT_NTHR); pids counts threads,
+//	                     so a multi-threaded process counts once per thread against maxproc
 //	pcpu deny=P       -> cpu.max = "P*1000 100000": P% of one CPU per 100 ms (RACCT_PCTCPU)
 //
 // Every other rule is accepted and listed as the kernel does, and not enforced.
@@ -323,14 +324,25 @@ func makeJailCgroup(name string) error {
 	return applyRules(name)
 }
 
+// openJailCgroupProcs opens the jail's cgroup.procs for joinJailCgroup; nil when the jail has
+// no cgroup (no cgroup v2: the jail runs unlimited).
+func openJailCgroupProcs(name string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(jailCgroup(name), "cgroup.procs"), os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
+}
+
 // joinJailCgroup moves the calling process into the jail's cgroup ("0" is the writer, in
 // whatever PID namespace it is), as jail_attach(2) makes a process the jail's for racct.
-func joinJailCgroup(name string) error {
-	procs := filepath.Join(jailCgroup(name), "cgroup.procs")
-	if _, err := os.Stat(procs); err != nil {
+func joinJailCgroup(procs *os.File) error {
+	if procs == nil {
 		return nil
 	}
-	return os.WriteFile(procs, []byte("0"), 0o644)
+	defer procs.Close()
+	_, err := procs.Write([]byte("0"))
+	return err
 }
 
 // removeJailCgroup removes the jail's cgroup once its processes are gone; the rules stay.
@@ -378,7 +390,7 @@ func applyRules(name string) error {
 		}
 	}
 	if nproc >= 0 {
-		procs = strconv.FormatInt(nproc+1, 10)
+		procs = strconv.FormatInt(nproc, 10)
 	}
 	for _, w := range []struct{ file, val string }{
 		{"memory.max", mem}, {"memory.swap.max", map[bool]string{true: "max", false: "0"}[mem == "max"]},
