@@ -54,29 +54,29 @@ func (j *Journal) String() string {
 	return fmt.Sprintf("op=%s from=%s to=%s step=%s running=%t", j.Op, j.From, j.To, j.Step, j.WasRunning)
 }
 
-func parseJournal(s string) (*Journal, error) {
+// parseFields reads a record of rollout's "key=value key=value" properties (the journal, a
+// try): nil for an unset property ("", "none", "-").
+func parseFields(what, s string) (map[string]string, error) {
 	if s == "" || s == none || s == "-" {
 		return nil, nil
 	}
-	j := &Journal{}
+	m := map[string]string{}
 	for _, f := range strings.Fields(s) {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return nil, fmt.Errorf("journal %q: field %q has no '='", s, f)
+			return nil, fmt.Errorf("%s %q: field %q has no '='", what, s, f)
 		}
-		switch k {
-		case "op":
-			j.Op = v
-		case "from":
-			j.From = v
-		case "to":
-			j.To = v
-		case "step":
-			j.Step = v
-		case "running":
-			j.WasRunning = v == "true"
-		}
+		m[k] = v
 	}
+	return m, nil
+}
+
+func parseJournal(s string) (*Journal, error) {
+	m, err := parseFields("journal", s)
+	if m == nil || err != nil {
+		return nil, err
+	}
+	j := &Journal{Op: m["op"], From: m["from"], To: m["to"], Step: m["step"], WasRunning: m["running"] == "true"}
 	if j.Op == "" || j.To == "" {
 		return nil, fmt.Errorf("journal %q: incomplete", s)
 	}

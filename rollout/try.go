@@ -47,26 +47,11 @@ func (t *TryRecord) String() string {
 }
 
 func parseTry(s string) (*TryRecord, error) {
-	if s == "" || s == none || s == "-" {
-		return nil, nil
+	m, err := parseFields("try", s)
+	if m == nil || err != nil {
+		return nil, err
 	}
-	t := &TryRecord{}
-	for _, f := range strings.Fields(s) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("try %q: field %q has no '='", s, f)
-		}
-		switch k {
-		case "name":
-			t.Name = v
-		case "snap":
-			t.Snap = v
-		case "to":
-			t.To = v
-		case "state":
-			t.State = v
-		}
-	}
+	t := &TryRecord{Name: m["name"], Snap: m["snap"], To: m["to"], State: m["state"]}
 	// every value names something the tear-down destroys: checked as strictly as a name typed
 	if err := zfs.ValidateComponent("try name", t.Name); err != nil {
 		return nil, fmt.Errorf("try %q: %w", s, err)
