@@ -19,6 +19,17 @@ import (
 // HoldTag is the zfs hold tag rollout puts on snapshots that vhosts run on or may roll back to.
 const HoldTag = "rollout"
 
+// PropValue is the value of one of rollout's user properties (rollout:snapshot, rollout:previous,
+// rollout:pending, ...), "" when it is unset: rollout writes "none" to clear one (a vhost with no
+// previous snapshot, no journal), and zfs shows "-" for one never set. Here because rollout and
+// replicate (which reads the slaves' vhosts' state) both read them, and rollout imports replicate.
+func PropValue(v string) string {
+	if v == "-" || v == "none" {
+		return ""
+	}
+	return v
+}
+
 // Proto is the prototype on one host.
 type Proto struct {
 	Dataset string // zpool/proto

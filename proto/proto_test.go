@@ -222,3 +222,14 @@ func TestCreate(t *testing.T) {
 		t.Errorf("Create with zfs snapshot failing = %v", err)
 	}
 }
+
+// rollout's "none" and zfs's "-" are unset alike; any other value, "none" inside a name
+// included, is itself.
+func TestPropValue(t *testing.T) {
+	for in, want := range map[string]string{"": "", "-": "", "none": "", "zpool/proto@2": "zpool/proto@2",
+		"zpool/none@1": "zpool/none@1", "None": "None", "--": "--"} {
+		if got := PropValue(in); got != want {
+			t.Errorf("PropValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 )
@@ -220,10 +221,6 @@ func parseFinished(out []byte) (notReadonly, unmounted []string, err error) {
 	return notReadonly, unmounted, err
 }
 
-// unset is a state property's "no snapshot": rollout writes "none" (a vhost with no previous
-// snapshot, no journal), zfs shows "-" for a property never set.
-func unset(v string) bool { return v == "" || v == "-" || v == "none" }
-
 // ParseInUse maps each snapshot named by a rollout:snapshot or rollout:previous property, or as
 // the from or to of a rollout:pending journal, to the datasets that name it.
 func ParseInUse(out []byte) (map[string][]string, error) {
@@ -234,7 +231,7 @@ func ParseInUse(out []byte) (map[string][]string, error) {
 			// to, either snapshot
 			for _, f := range strings.Fields(value) {
 				k, v, _ := strings.Cut(f, "=")
-				if (k == "from" || k == "to") && !unset(v) {
+				if (k == "from" || k == "to") && proto.PropValue(v) != "" {
 					if !strings.Contains(v, "@") {
 						return fmt.Errorf("%s %s: %s=%q is not a snapshot name", name, prop, k, v)
 					}
@@ -243,7 +240,7 @@ func ParseInUse(out []byte) (map[string][]string, error) {
 			}
 			return nil
 		}
-		if (prop == PropSnapshot || prop == PropPrevious) && !unset(value) {
+		if (prop == PropSnapshot || prop == PropPrevious) && proto.PropValue(value) != "" {
 			if !strings.Contains(value, "@") {
 				return fmt.Errorf("%s %s=%q is not a snapshot name", name, prop, value)
 			}

@@ -114,16 +114,21 @@ func (m *Manager) checkHost(ctx context.Context, add func(what, problem, fix str
 	}
 	versions := m.checkProto(ctx, add, props, badPool)
 	needers := map[string][]string{} // snapshot -> the vhosts that need it kept
+	tries := map[string][]*tryOf{}   // snapshot -> the live tries that run on it
 	for _, name := range cfg.VhostNames() {
 		v := cfg.Vhosts[name]
 		if badPool[poolOf(v.Dataset)] {
 			continue
 		}
-		for _, s := range m.checkVhost(ctx, add, v, props, versions) {
+		need, try := m.checkVhost(ctx, add, v, props, versions)
+		for _, s := range need {
 			needers[s] = append(needers[s], v.Name)
 		}
+		if try != nil {
+			tries[try.rec.To] = append(tries[try.rec.To], try)
+		}
 	}
-	m.checkHolds(ctx, add, needers)
+	m.checkHolds(ctx, add, needers, tries)
 	m.checkRacct(ctx, add)
 }
 
@@ -209,12 +214,19 @@ func (m *Manager) checkProto(ctx context.Context, add func(what, problem, fix st
 	return byName
 }
 
-// checkVhost checks one vhost and returns the snapshots it needs kept that exist.
-func (m *Manager) checkVhost(ctx context.Context, add func(what, problem, fix string), v *config.Vhost, props map[string]dsProps, versions map[string]proto.Version) []string {
+// tryOf is a vhost's live try, whose snapshot must keep the try's own hold.
+type tryOf struct {
+	vhost string
+	rec   *TryRecord
+}
+
+// checkVhost checks one vhost and its try, and returns the snapshots it needs kept that exist,
+// and its try when it is live and runs on one of them.
+func (m *Manager) checkVhost(ctx context.Context, add func(what, problem, fix string), v *config.Vhost, props map[string]dsProps, versions map[string]proto.Version) (need []string, try *tryOf) {
 	what := "vhost " + v.Name
 	if _, ok := props[v.Dataset]; !ok {
 		add(what, "dataset "+v.Dataset+" does not exist", "rollout create "+v.Name+" proto@N creates the vhost")
-		return nil
+		return nil, nil
 	}
 	for _, d := range v.Datasets {
 		ds := v.Dataset + "/" + d
@@ -252,13 +264,15 @@ func (m *Manager) checkVhost(ctx context.Context, add func(what, problem, fix st
 	st, err := LoadState(ctx, m.R, v.Name, v.Dataset)
 	if err != nil {
 		add(what, "cannot read its state: "+strings.TrimPrefix(err.Error(), what+": "), "zfs get -s local all "+v.Dataset+" shows the rollout:* properties; set the bad one right")
-		return nil
+		return nil, nil
+	}
+	if st.Try != nil && m.checkTry(ctx, add, v, st.Try, props, versions) {
+		try = &tryOf{vhost: v.Name, rec: st.Try}
 	}
 	if st.Snapshot == "" {
 		add(what, "no snapshot recorded on "+v.Dataset, "rollout create "+v.Name+" proto@N")
-		return nil
+		return nil, try
 	}
-	var need []string
 	for _, s := range []struct{ full, role, fix string }{
 		{st.Snapshot, "runs on", "rollout promote proto@N " + v.Name + " moves it to one that does"},
 		{st.Previous, "would roll back to", "rollout rollback " + v.Name + " --to proto@M names another, when needed"},
@@ -279,10 +293,54 @@ func (m *Manager) checkVhost(ctx context.Context, add func(what, problem, fix st
 	if st.Pending != nil {
 		// repair writes the jail.conf and the fstab again: comparing them now tells nothing
 		add(what, "an earlier "+st.Pending.Op+" did not finish (rollout:pending on "+v.Dataset+": "+st.Pending.String()+")", "rollout repair "+v.Name)
-		return need
+		return need, try
 	}
 	m.checkFiles(add, v, st.Snapshot)
-	return need
+	return need, try
+}
+
+// checkTry checks vhost v's try (rec, from its journal rollout:try) as status flags it: one
+// that did not finish, a live one whose jail is not running. A live try's clones must exist,
+// and the snapshot it runs on; it reports whether that snapshot exists (then it must carry
+// the try's hold, which checkHolds looks at). A try that did not finish is only reported:
+// rollout repair tears down whatever of it there is.
+func (m *Manager) checkTry(ctx context.Context, add func(what, problem, fix string), v *config.Vhost, rec *TryRecord, props map[string]dsProps, versions map[string]proto.Version) bool {
+	what := "vhost " + v.Name
+	_, running, err := m.Host.Root(ctx, rec.Name)
+	if err != nil {
+		add(what, "cannot tell whether its try's jail runs: "+err.Error(), "jls -j "+rec.Name+" says why")
+	} else if p, fix := rec.status(running).problem(v.Name); p != "" {
+		add(what, p, fix)
+	}
+	if rec.State != tryLive {
+		return false
+	}
+	end := "rollout try --end " + v.Name + " ends it (rollout try starts another)"
+	t := m.Cfg.TryVhost(v, rec.Name)
+	for _, ds := range append([]string{t.Dataset}, prefixed(t.Dataset+"/", t.Datasets)...) {
+		if _, ok := props[ds]; !ok {
+			add(what, "try "+rec.Name+" is live but its dataset "+ds+" does not exist", end)
+		}
+	}
+	switch ver, ok := versions[rec.To]; {
+	case versions == nil:
+	case !ok:
+		add(what, "try "+rec.Name+" runs on "+rec.To+", which does not exist", end)
+	case !ver.Complete():
+		add(what, "try "+rec.Name+" runs on "+rec.To+", which is missing on "+strings.Join(ver.Missing, ", "), end)
+	default:
+		return true
+	}
+	return false
+}
+
+// prefixed is each name with prefix before it.
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
 }
 
 // checkFiles compares the vhost's jail.conf and fstab with what rollout would write.
@@ -330,11 +388,17 @@ func (m *Manager) checkFiles(add func(what, problem, fix string), v *config.Vhos
 	}
 }
 
-// checkHolds checks that every snapshot a vhost needs carries rollout's hold, in one zfs holds.
-func (m *Manager) checkHolds(ctx context.Context, add func(what, problem, fix string), needers map[string][]string) {
-	snaps := make([]string, 0, len(needers))
+// checkHolds checks that every snapshot a vhost needs carries rollout's hold, and every one a
+// live try runs on the try's own hold, in one zfs holds.
+func (m *Manager) checkHolds(ctx context.Context, add func(what, problem, fix string), needers map[string][]string, tries map[string][]*tryOf) {
+	snaps := make([]string, 0, len(needers)+len(tries))
 	for s := range needers {
 		snaps = append(snaps, s)
+	}
+	for s := range tries {
+		if _, ok := needers[s]; !ok {
+			snaps = append(snaps, s)
+		}
 	}
 	if len(snaps) == 0 {
 		return
@@ -346,7 +410,13 @@ func (m *Manager) checkHolds(ctx context.Context, add func(what, problem, fix st
 		return
 	}
 	for _, s := range snaps {
-		if !slices.Contains(holds[s], proto.HoldTag) {
+		for _, t := range tries[s] {
+			if tag := TryHoldTag(t.rec.Name); !slices.Contains(holds[s], tag) {
+				add("snapshot "+s, "has no "+tag+" hold though try "+t.rec.Name+" of vhost "+t.vhost+" runs on it (a zfs destroy could remove it)",
+					command.Quote(zfs.HoldArgv(tag, s)))
+			}
+		}
+		if len(needers[s]) > 0 && !slices.Contains(holds[s], proto.HoldTag) {
 			add("snapshot "+s, "has no "+proto.HoldTag+" hold though vhost "+strings.Join(needers[s], ", ")+" needs it (a zfs destroy could remove it)",
 				command.Quote(zfs.HoldArgv(proto.HoldTag, s)))
 		}

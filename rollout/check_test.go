@@ -30,10 +30,11 @@ import (
 // snapshots 1 and 2, both held; vhost1 runs on 2 (previous 1) with its datasets mounted;
 // vhost2 is on 2 (previous 1) and stopped; their jail.conf and fstab are as rollout writes them.
 type checkFixture struct {
-	t   *testing.T
-	r   *recorder
-	m   *Manager
-	dir string
+	t     *testing.T
+	r     *recorder
+	m     *Manager
+	dir   string
+	tryDS [][3]string // the datasets of a try (liveTry), after the healthy ones
 }
 
 const (
@@ -175,7 +176,7 @@ func (f *checkFixture) writeFstab(name, snap string, edit func([]byte) []byte) {
 // without drops the datasets named from the zfs get answer.
 func (f *checkFixture) datasets(drop string, change ...[3]string) {
 	var ds [][3]string
-	for _, d := range healthyDatasets() {
+	for _, d := range append(healthyDatasets(), f.tryDS...) {
 		if drop != "" && (d[0] == drop || strings.HasPrefix(d[0], drop+"/")) {
 			continue
 		}
@@ -454,5 +455,87 @@ func TestCheckSlavesDialsWithSSH(t *testing.T) {
 	if !strings.HasPrefix(ps[1].String(), "slave refused: unreachable: connect 127.0.0.1:") ||
 		!strings.Contains(ps[1].Fix, "slave.refused.address and port") {
 		t.Errorf("refused: %s", ps[1])
+	}
+}
+
+// liveTry gives vhost1 a live try on zpool/proto@2 as rollout try --keep leaves it: its
+// journal on zpool/vhost1, its running jail, its clones and its hold.
+func (f *checkFixture) liveTry() {
+	// "jls -j vhost1" is a prefix of "jls -j vhost1-try": the recorder would answer both
+	f.r.out[jls+"vhost1 "] = f.r.out[jls+"vhost1"]
+	delete(f.r.out, jls+"vhost1")
+	f.r.out[jls+"vhost1-try "] = "2 vhost1-try /jail/vhost1-try\n"
+	f.r.out[zfsState+"zpool/vhost1"] = healthyState + "rollout:try\tname=vhost1-try snap=rollout-try-1700000000 to=zpool/proto@2 state=live\n"
+	f.tryDS = [][3]string{{"zpool/vhost1-try", "legacy", "no"}}
+	for _, c := range []string{"cfg", "var", "home"} {
+		f.tryDS = append(f.tryDS, [3]string{"zpool/vhost1-try/" + c, "legacy", "yes"})
+	}
+	f.datasets("")
+	f.r.out[chkHolds] += "zpool/proto@2\trollout:try:vhost1-try\tThu Nov 26 12:00 2026\n"
+}
+
+// A try that rollout try --keep left is checked as status flags it (not running, not
+// finished), and a live one's clones, snapshot and hold are looked at; a healthy one is no
+// problem.
+func TestCheckTry(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(f *checkFixture)
+		want  []string
+	}{
+		{"healthy", func(f *checkFixture) {}, nil},
+		{"not running", func(f *checkFixture) { f.r.fail[jls+"vhost1-try "] = `jls: jail "vhost1-try" not found` },
+			[]string{"vhost vhost1: try vhost1-try is not running; rollout try --end vhost1"}},
+		{"unfinished", func(f *checkFixture) {
+			f.r.out[zfsState+"zpool/vhost1"] = strings.Replace(f.r.out[zfsState+"zpool/vhost1"], "state=live", "state=making", 1)
+			f.datasets("zpool/vhost1-try/home") // half made: only reported as unfinished
+		}, []string{"vhost vhost1: unfinished try vhost1-try in state making; rollout repair vhost1"}},
+		{"clone missing", func(f *checkFixture) { f.datasets("zpool/vhost1-try/var") },
+			[]string{"vhost vhost1: try vhost1-try is live but its dataset zpool/vhost1-try/var does not exist; rollout try --end vhost1 ends it"}},
+		{"datasets missing", func(f *checkFixture) { f.datasets("zpool/vhost1-try") },
+			[]string{"vhost vhost1: try vhost1-try is live but its dataset zpool/vhost1-try does not exist",
+				"vhost vhost1: try vhost1-try is live but its dataset zpool/vhost1-try/cfg does not exist",
+				"vhost vhost1: try vhost1-try is live but its dataset zpool/vhost1-try/var does not exist",
+				"vhost vhost1: try vhost1-try is live but its dataset zpool/vhost1-try/home does not exist"}},
+		{"hold missing", func(f *checkFixture) {
+			f.r.out[chkHolds] = strings.Replace(f.r.out[chkHolds], "zpool/proto@2\trollout:try:vhost1-try\tThu Nov 26 12:00 2026\n", "", 1)
+		}, []string{"snapshot zpool/proto@2: has no rollout:try:vhost1-try hold though try vhost1-try of vhost vhost1 runs on it (a zfs destroy could remove it); /sbin/zfs hold -r rollout:try:vhost1-try zpool/proto@2"}},
+		{"hold missing on a snapshot no vhost needs", func(f *checkFixture) {
+			f.r.out[zfsSnaps] += snapsOut("zpool/proto@3", "zpool/proto/etc@3")
+			f.r.out[zfsState+"zpool/vhost1"] = strings.Replace(f.r.out[zfsState+"zpool/vhost1"], "to=zpool/proto@2", "to=zpool/proto@3", 1)
+		}, []string{"snapshot zpool/proto@3: has no rollout:try:vhost1-try hold though try vhost1-try of vhost vhost1 runs on it"}},
+		{"snapshot gone", func(f *checkFixture) {
+			f.r.out[zfsState+"zpool/vhost1"] = strings.Replace(f.r.out[zfsState+"zpool/vhost1"], "to=zpool/proto@2", "to=zpool/proto@7", 1)
+		}, []string{"vhost vhost1: try vhost1-try runs on zpool/proto@7, which does not exist; rollout try --end vhost1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newCheckFixture(t)
+			f.liveTry()
+			c.setup(f)
+			ps := f.m.Check(context.Background(), CheckOptions{})
+			var lines []string
+			for _, p := range ps {
+				if p.What == "" || p.Problem == "" || p.Fix == "" || strings.Contains(p.String(), "\n") {
+					t.Errorf("incomplete problem %+v", p)
+				}
+				lines = append(lines, p.String())
+			}
+			if len(lines) != len(c.want) {
+				t.Fatalf("got %d problems:\n  %s\nwant %d:\n  %s", len(lines), strings.Join(lines, "\n  "), len(c.want), strings.Join(c.want, "\n  "))
+			}
+			for i, w := range c.want {
+				if !strings.Contains(lines[i], w) {
+					t.Errorf("problem %d:\n  %s\nwant it to contain\n  %s", i, lines[i], w)
+				}
+			}
+			readOnly(t, f.r.calls)
+			// it did ask about the try's jail and its hold
+			all := strings.Join(f.r.calls, "\n")
+			for _, want := range []string{jls + "vhost1-try ", "/sbin/zfs holds -H zpool/proto@1 zpool/proto@2"} {
+				if !strings.Contains(all, want) {
+					t.Errorf("check did not run %q; ran:\n%s", want, all)
+				}
+			}
+		})
 	}
 }

@@ -597,13 +597,28 @@ func (s *VhostStatus) attention() {
 	if len(s.UnsavedEtc) > 0 {
 		s.Attention = append(s.Attention, fmt.Sprintf("%d unsaved /etc edits (rollout etc diff %s)", len(s.UnsavedEtc), s.Vhost))
 	}
-	switch t := s.Try; {
+	if p, fix := s.Try.problem(s.Vhost); p != "" {
+		s.Attention = append(s.Attention, p+" ("+fix+")")
+	}
+}
+
+// status is the try as status shows it; running: whether its jail runs.
+func (t *TryRecord) status(running bool) *TryStatus {
+	return &TryStatus{Name: t.Name, Snapshot: t.To, State: t.State, Running: running}
+}
+
+// problem is what status and check flag about vhost's try, and its fix; "" when nothing (or
+// no try, t nil): a try that did not finish (its journal rollout:try still says making or
+// ending), or a live one whose jail is gone (after a reboot).
+func (t *TryStatus) problem(vhost string) (problem, fix string) {
+	switch {
 	case t == nil:
 	case t.State != tryLive:
-		s.Attention = append(s.Attention, "unfinished try "+t.Name+" ("+t.State+"; rollout repair "+s.Vhost+")")
+		return "unfinished try " + t.Name + " in state " + t.State, "rollout repair " + vhost
 	case !t.Running:
-		s.Attention = append(s.Attention, "try "+t.Name+" is not running (rollout try --end "+s.Vhost+")")
+		return "try " + t.Name + " is not running", "rollout try --end " + vhost
 	}
+	return "", ""
 }
 
 // StatusOptions are the options of status.
@@ -643,7 +658,7 @@ func (m *Manager) Status(ctx context.Context, names []string, o StatusOptions) (
 			}
 			s.Held = st.Snapshot != "" && w.Held(st.Snapshot)
 			if st.Try != nil {
-				s.Try = &TryStatus{Name: st.Try.Name, Snapshot: st.Try.To, State: st.Try.State, Running: w.Running(st.Try.Name)}
+				s.Try = st.Try.status(w.Running(st.Try.Name))
 			}
 		}
 		if f, err := m.ReadFstab(v); err != nil {

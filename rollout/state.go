@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollout-dev/rollout/proto"
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
 )
@@ -57,7 +58,7 @@ func (j *Journal) String() string {
 // parseFields reads a record of rollout's "key=value key=value" properties (the journal, a
 // try): nil for an unset property ("", "none", "-").
 func parseFields(what, s string) (map[string]string, error) {
-	if s == "" || s == none || s == "-" {
+	if proto.PropValue(s) == "" {
 		return nil, nil
 	}
 	m := map[string]string{}
@@ -83,13 +84,6 @@ func parseJournal(s string) (*Journal, error) {
 	return j, nil
 }
 
-func propValue(s string) string {
-	if s == "-" || s == none {
-		return ""
-	}
-	return s
-}
-
 // LoadState reads a vhost's state. A dataset without rollout's properties has an empty state.
 func LoadState(ctx context.Context, r command.Runner, vhost, dataset string) (*State, error) {
 	props, err := zfs.UserProps(ctx, r, dataset, "rollout:")
@@ -103,9 +97,9 @@ func LoadState(ctx context.Context, r command.Runner, vhost, dataset string) (*S
 // every snapshot name they hold.
 func stateOf(vhost, dataset string, props map[string]string) (*State, error) {
 	var err error
-	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: propValue(props[propSnapshot]), Previous: propValue(props[propPrevious]),
+	st := &State{Vhost: vhost, Dataset: dataset, Snapshot: proto.PropValue(props[propSnapshot]), Previous: proto.PropValue(props[propPrevious]),
 		Boot: props[propBoot] != "off"}
-	if h := propValue(props[propHistory]); h != "" && h != none {
+	if h := proto.PropValue(props[propHistory]); h != "" {
 		st.History = strings.Split(h, ",")
 	}
 	if st.Pending, err = parseJournal(props[propPending]); err != nil {

@@ -574,7 +574,7 @@ func TestStatusTryAttention(t *testing.T) {
 		want string
 	}{
 		{&TryStatus{Name: "v-try", State: "live", Running: true}, ""},
-		{&TryStatus{Name: "v-try", State: "making"}, "unfinished try v-try (making; rollout repair v)"},
+		{&TryStatus{Name: "v-try", State: "making"}, "unfinished try v-try in state making (rollout repair v)"},
 		{&TryStatus{Name: "v-try", State: "live"}, "try v-try is not running (rollout try --end v)"},
 	} {
 		s := VhostStatus{Vhost: "v", Try: c.try}

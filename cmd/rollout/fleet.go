@@ -54,10 +54,8 @@ func remote(s *config.Slave, r command.Runner) *fleet.Remote {
 // fleetHosts resolves --hosts: "all" is this host (fleet.Local) and every slave; else the
 // names, comma-separated, in the order given.
 func (e *env) fleetHosts(list string) ([]string, error) {
-	if _, ok := e.cfg.Slaves[fleet.Local]; ok {
-		return nil, usagef("--hosts: %s names a slave %q, which is also the name of this host; rename it", e.cfg.Path, fleet.Local)
-	}
-	if list == "all" {
+	// the configuration refuses a slave named local or all
+	if list == config.AllHosts {
 		return append([]string{fleet.Local}, slices.Sorted(maps.Keys(e.cfg.Slaves))...), nil
 	}
 	var out []string

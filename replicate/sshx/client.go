@@ -17,7 +17,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -104,12 +103,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KnownHosts == "" {
 		return nil, fail(errors.New("no known_hosts file configured; host keys are always verified"))
 	}
-	hostKeys, err := loadKnownHosts(cfg.KnownHosts)
-	if err != nil {
-		return nil, fail(fmt.Errorf("known_hosts: %w", err))
-	}
-	// the algorithms to ask for come from every line, @cert-authority ones included
-	allKeys, err := knownhosts.New(cfg.KnownHosts)
+	known, err := loadKnownHosts(cfg.KnownHosts)
 	if err != nil {
 		return nil, fail(fmt.Errorf("known_hosts: %w", err))
 	}
@@ -135,7 +129,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 
 	var keyErr error
 	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		if err := hostKeys(hostname, remote, key); err != nil {
+		if err := known.check(hostname, remote, key); err != nil {
 			keyErr = hostKeyError(cfg, hostname, key, err)
 			return keyErr
 		}
@@ -145,7 +139,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		User:              cfg.User,
 		Auth:              auth,
 		HostKeyCallback:   check,
-		HostKeyAlgorithms: knownAlgorithms(allKeys, addr, tcp.RemoteAddr(), caLines(cfg.KnownHosts)),
+		HostKeyAlgorithms: known.algorithms(addr, tcp.RemoteAddr()),
 		Timeout:           cfg.ConnectTimeout,
 	}
 	sc.Ciphers = ciphers
@@ -278,12 +272,17 @@ func authMethods(cfg Config) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, closeAgent, nil
 }
 
-// loadKnownHosts reads a known_hosts file into a host key callback that accepts what OpenSSH
-// accepts. knownhosts.New alone also takes the key of an @cert-authority line as a plain host
-// key of the hosts that line names (its checkAddr ignores the marker), where OpenSSH matches a
-// plain key against lines without a marker only (hostfile.c, check_hostkeys_by_key_or_type);
-// found by FuzzKnownHosts. Certificates are still checked against @cert-authority lines.
-func loadKnownHosts(file string) (ssh.HostKeyCallback, error) {
+// knownHosts is a known_hosts file, read once per Dial: knownhosts' parse of it, and which
+// of its lines carry no marker or @cert-authority, which knownhosts does not tell.
+type knownHosts struct {
+	db    ssh.HostKeyCallback // knownhosts.New: also takes an @cert-authority line's key as a plain host key
+	plain map[int][]byte      // lines without a marker: their keys' wire bytes
+	ca    map[int]bool        // @cert-authority lines
+}
+
+// loadKnownHosts reads a known_hosts file. The markers are read after knownhosts.New, so a
+// file changed in between makes lines disagree and keys be refused, never accepted.
+func loadKnownHosts(file string) (*knownHosts, error) {
 	db, err := knownhosts.New(file)
 	if err != nil {
 		return nil, err
@@ -292,37 +291,44 @@ func loadKnownHosts(file string) (ssh.HostKeyCallback, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain := plainKeyLines(data)
-	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := db(hostname, remote, key)
-		if _, cert := key.(*ssh.Certificate); cert {
-			return err
-		}
-		var ke *knownhosts.KeyError
-		switch {
-		case err == nil: // from a line without a marker, or only from @cert-authority ones
-			ke = &knownhosts.KeyError{Want: wantKeys(db, hostname, remote)}
-		case !errors.As(err, &ke):
-			return err
-		}
-		var kept []knownhosts.KnownKey
-		for _, w := range ke.Want {
-			if b, ok := plain[w.Line]; ok && bytes.Equal(b, w.Key.Marshal()) {
-				if bytes.Equal(b, key.Marshal()) {
-					return nil
-				}
-				kept = append(kept, w)
-			}
-		}
-		return &knownhosts.KeyError{Want: kept}
-	}, nil
+	k := &knownHosts{db: db}
+	k.plain, k.ca = markedLines(data)
+	return k, nil
 }
 
-// plainKeyLines maps each line of a known_hosts file without a marker to its key's wire bytes,
-// numbering and trimming lines as knownhosts does. Read after knownhosts.New, so a file changed
-// in between makes lines disagree and keys be refused, never accepted.
-func plainKeyLines(data []byte) map[int][]byte {
-	plain := map[int][]byte{}
+// check is the host key callback: it accepts what OpenSSH accepts. knownhosts alone also
+// takes the key of an @cert-authority line as a plain host key of the hosts that line names
+// (its checkAddr ignores the marker), where OpenSSH matches a plain key against lines without
+// a marker only (hostfile.c, check_hostkeys_by_key_or_type); found by FuzzKnownHosts.
+// Certificates are still checked against @cert-authority lines.
+func (k *knownHosts) check(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	err := k.db(hostname, remote, key)
+	if _, cert := key.(*ssh.Certificate); cert {
+		return err
+	}
+	var ke *knownhosts.KeyError
+	switch {
+	case err == nil: // from a line without a marker, or only from @cert-authority ones
+		ke = &knownhosts.KeyError{Want: wantKeys(k.db, hostname, remote)}
+	case !errors.As(err, &ke):
+		return err
+	}
+	var kept []knownhosts.KnownKey
+	for _, w := range ke.Want {
+		if b, ok := k.plain[w.Line]; ok && bytes.Equal(b, w.Key.Marshal()) {
+			if bytes.Equal(b, key.Marshal()) {
+				return nil
+			}
+			kept = append(kept, w)
+		}
+	}
+	return &knownhosts.KeyError{Want: kept}
+}
+
+// markedLines maps each line of a known_hosts file without a marker to its key's wire bytes,
+// and lists its @cert-authority lines, numbering and splitting lines as knownhosts does.
+func markedLines(data []byte) (plain map[int][]byte, ca map[int]bool) {
+	plain, ca = map[int][]byte{}, map[int]bool{}
 	word := func(b []byte) ([]byte, []byte) { // knownhosts' nextWord
 		if i := bytes.IndexAny(b, " \t"); i >= 0 {
 			return b[:i], bytes.Trim(b[i:], " \t")
@@ -332,6 +338,9 @@ func plainKeyLines(data []byte) map[int][]byte {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		host, rest := word(bytes.Trim(sc.Bytes(), " \t"))
+		if string(host) == "@cert-authority" {
+			ca[n] = true
+		}
 		_, rest = word(rest)
 		blob, _ := word(rest)
 		if len(host) == 0 || host[0] == '@' || host[0] == '#' {
@@ -341,7 +350,7 @@ func plainKeyLines(data []byte) map[int][]byte {
 			plain[n] = b
 		}
 	}
-	return plain
+	return plain, ca
 }
 
 // wantKeys lists the keys known_hosts has for hostname, by asking about a key nobody has.
@@ -368,32 +377,16 @@ var certAlgorithms = []string{
 	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01,
 }
 
-// caLines returns the line numbers of file's @cert-authority lines: knownhosts reports a
-// matching CA key among the host's keys without saying that it is one.
-func caLines(file string) map[int]bool {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil
-	}
-	lines := map[int]bool{}
-	for i, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && f[0] == "@cert-authority" {
-			lines[i+1] = true
-		}
-	}
-	return lines
-}
-
-// knownAlgorithms returns the host key algorithms for the key types known_hosts has for addr, so
+// algorithms returns the host key algorithms for the key types known_hosts has for addr, so
 // that the server is asked for a key we can check (otherwise a server that prefers, say, ecdsa
-// while known_hosts has only its ed25519 key looks like a changed key). A matching
-// @cert-authority line (ca: its line numbers) asks for host certificates first: offered the
-// CA key's plain type, the server would show its plain key, which no CA line vouches for. The
-// certificate is then checked by knownhosts' ssh.CertChecker: signed by a CA whose line matches
+// while known_hosts has only its ed25519 key looks like a changed key). The types come from
+// every line, @cert-authority ones included. A matching @cert-authority line asks for host
+// certificates first: offered the CA key's plain type, the server would show its plain key,
+// which no CA line vouches for. The certificate is then checked by knownhosts' ssh.CertChecker: signed by a CA whose line matches
 // the host, the host name among its principals, valid now, neither it nor its key @revoked.
 // Nil when nothing is known: then any offered key is checked, and refused as unknown.
-func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr, ca map[int]bool) []string {
-	want := wantKeys(hostKeys, addr, remote)
+func (k *knownHosts) algorithms(addr string, remote net.Addr) []string {
+	want := wantKeys(k.db, addr, remote)
 	var algos []string
 	add := func(a ...string) {
 		for _, x := range a {
@@ -402,15 +395,15 @@ func knownAlgorithms(hostKeys ssh.HostKeyCallback, addr string, remote net.Addr,
 			}
 		}
 	}
-	for _, k := range want {
-		if ca[k.Line] {
+	for _, w := range want {
+		if k.ca[w.Line] {
 			add(certAlgorithms...)
 		}
 	}
 	// then plain keys: a CA line's key type too, so that a server without a certificate shows
 	// its plain key and is refused as unknown, not for want of a common algorithm
-	for _, k := range want {
-		switch t := k.Key.Type(); t {
+	for _, w := range want {
+		switch t := w.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
 		default:

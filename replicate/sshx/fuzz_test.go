@@ -74,13 +74,13 @@ func FuzzKnownHosts(f *testing.F) {
 		if err := os.WriteFile(file, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		check, err := loadKnownHosts(file)
+		known, err := loadKnownHosts(file)
 		if err != nil {
 			return
 		}
 		cfg := Config{Name: "s", Address: host, Port: int(port), KnownHosts: file}
 		hostport := cfg.hostPort()
-		err = check(hostport, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: int(port)}, key)
+		err = known.check(hostport, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: int(port)}, key)
 		listed, revoked := modelKnownHosts(data, host, strconv.Itoa(int(port)), key)
 		switch {
 		case err == nil && revoked:

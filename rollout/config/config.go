@@ -173,6 +173,14 @@ type Slave struct {
 	Config  string `toml:"config"`
 }
 
+// LocalHost and AllHosts are words of the fleet commands' --hosts (status --hosts local,slave1,
+// promote --canary local/vhost1): this host, and this host with every slave. A slave by
+// either name would make them ambiguous.
+const (
+	LocalHost = "local"
+	AllHosts  = "all"
+)
+
 // DefaultSlaveRollout is where the port installs rollout, on a slave as here.
 const DefaultSlaveRollout = "/usr/local/sbin/rollout"
 
@@ -523,6 +531,12 @@ func (c *Config) check() error {
 		k := "slave." + n
 		if err := checkName(k, "slave name", n); err != nil {
 			return err
+		}
+		switch n {
+		case LocalHost:
+			return bad(k, "%q is this host's name in --hosts (and --canary local/VHOST); rename the slave", n)
+		case AllHosts:
+			return bad(k, "%q means every host in --hosts; rename the slave", n)
 		}
 		if s.Address == "" {
 			return bad(k+".address", "missing")

@@ -70,6 +70,8 @@ func TestBadConfigs(t *testing.T) {
 		{"shell in exec", "pool = \"zpool\"\n[vhost.v]\nexec_start = \"/bin/sh /etc/rc; reboot\"\n", "bad.toml:3: vhost.v.exec_start"},
 		{"slave no key", "pool = \"zpool\"\n[slave.s2]\naddress = \"s2\"\n", "bad.toml:2: slave.s2: needs identity"},
 		{"slave bad port", "pool = \"zpool\"\n[slave.s2]\naddress = \"s2\"\nport = 70000\nagent = true\n", "bad.toml:4: slave.s2.port"},
+		{"slave named local", "pool = \"zpool\"\n[slave.local]\naddress = \"s2\"\nagent = true\n", `bad.toml:2: slave.local: "local" is this host's name in --hosts`},
+		{"slave named all", "pool = \"zpool\"\n[slave.all]\naddress = \"s2\"\nagent = true\n", `bad.toml:2: slave.all: "all" means every host in --hosts; rename the slave`},
 		{"slave bad address", "pool = \"zpool\"\n[slave.s2]\naddress = \"s2;id\"\nagent = true\n", "bad.toml:3: slave.s2.address"},
 		{"same path", "pool = \"zpool\"\n[vhost.a]\npath = \"/jail/x\"\n[vhost.b]\npath = \"/jail/x\"\n", "already used by"},
 		{"dataset etc", "pool = \"zpool\"\n[vhost.a]\ndatasets = [\"cfg\", \"etc\"]\n", "bad.toml:3: vhost.a.datasets"},

@@ -14,11 +14,13 @@ import (
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/rollout"
+	"github.com/rollout-dev/rollout/rollout/config"
 	"github.com/rollout-dev/rollout/rollout/jsonreport"
 )
 
-// Local is the name of this host in a fleet: the one the command runs on.
-const Local = "local"
+// Local is the name of this host in a fleet: the one the command runs on. The configuration
+// refuses a slave by that name.
+const Local = config.LocalHost
 
 // Remote is rollout on a slave.
 type Remote struct {
