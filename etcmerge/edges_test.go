@@ -324,6 +324,7 @@ func TestBuildOverExistingTree(t *testing.T) {
 	must(os.Remove(dst("y/z"))) // a symlink's place: a directory tree
 	must(os.MkdirAll(dst("y/z/sub"), 0o755))
 	must(os.WriteFile(dst("y/z/sub/f"), []byte("f"), 0o644))
+	must(os.WriteFile(dst("y/z/g"), []byte("g"), 0o644)) // removal reads all of a directory's names
 	must(os.WriteFile(dst("rc.conf"), []byte("stale\n"), 0o600))
 	must(os.WriteFile(dst("local/keep.conf"), []byte("not ours\n"), 0o644))
 	st, err := Build(ctx, d.base, d.overlay, d.dst, nil)
@@ -461,5 +462,146 @@ func TestMatchLinesLongest(t *testing.T) {
 		if want := lcs(a, b); n != want {
 			t.Fatalf("matchLines(%q, %q) = %v: %d matches, the longest has %d", a, b, m, n, want)
 		}
+	}
+}
+
+// The merge record: an unreadable line is named by its number (comments and blank lines
+// count), and a base symlink is told apart from a file and from a symlink to elsewhere.
+func TestMergedRecordAndBaseSymlinks(t *testing.T) {
+	oldB, newB, cfg := driftTrees(t)
+	ctx := context.Background()
+	rec := filepath.Join(cfg, MergedFile)
+	if err := os.WriteFile(rec, []byte("# comment\n\n- \"old.conf\"\nsha256:1 notquoted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ListDrift(ctx, oldB, newB, cfg)
+	if want := MergedFile + ":4: "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("bad record line: %v; want %q", err, want)
+	}
+	// blank lines and comments are skipped, and a recorded removal is not listed again
+	if err := os.WriteFile(rec, []byte("# comment\n\n- \"old.conf\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ListDrift(ctx, oldB, newB, cfg)
+	if want := "added new.conf, changed ssh/sshd_config"; err != nil || driftPaths(ds) != want {
+		t.Errorf("with a record: ListDrift = %q, %v; want %q", driftPaths(ds), err, want)
+	}
+	if err := os.Remove(rec); err != nil {
+		t.Fatal(err)
+	}
+	// base symlinks under /cfg files: a symlink that became a file, one retargeted, one kept
+	for _, l := range []struct{ name, old, new string }{
+		{"l1", "a", ""}, {"l2", "a", "b"}, {"l3", "a", "a"},
+	} {
+		if err := os.Symlink(l.old, filepath.Join(oldB, l.name)); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if l.new == "" {
+			err = os.WriteFile(filepath.Join(newB, l.name), []byte("a"), 0o644)
+		} else {
+			err = os.Symlink(l.new, filepath.Join(newB, l.name))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg, l.name), []byte("mine\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err = ListDrift(ctx, oldB, newB, cfg)
+	if want := "changed l1, changed l2, added new.conf, removed old.conf, changed ssh/sshd_config"; err != nil || driftPaths(ds) != want {
+		t.Errorf("base symlinks: ListDrift = %q, %v; want %q", driftPaths(ds), err, want)
+	}
+}
+
+// Build takes a directory's entries in name order, base's and the overlay's together: the
+// FIFO warnings (and so the first error) come in the order ls shows them.
+func TestBuildNameOrder(t *testing.T) {
+	oldB, _, cfg := driftTrees(t)
+	for _, p := range []string{filepath.Join(oldB, "p1"), filepath.Join(cfg, "p0"), filepath.Join(cfg, "p2")} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := Build(context.Background(), oldB, cfg, t.TempDir(), log); err != nil {
+		t.Fatal(err)
+	}
+	i0, i1, i2 := strings.Index(logs.String(), "/p0"), strings.Index(logs.String(), "/p1"), strings.Index(logs.String(), "/p2")
+	if i0 < 0 || i0 > i1 || i1 > i2 {
+		t.Errorf("warnings not in name order p0, p1, p2:\n%s", logs.String())
+	}
+}
+
+// openFDs counts the process's open descriptors; -1 where it cannot tell.
+func openFDs() int {
+	for _, d := range []string{"/proc/self/fd", "/dev/fd"} {
+		if es, err := os.ReadDir(d); err == nil {
+			return len(es)
+		}
+	}
+	return -1
+}
+
+// Every walk closes the directories it opened: a descriptor left open on the jail's /etc
+// memory disk or /cfg would keep it busy (umount fails) for as long as rollout runs.
+func TestNoDescriptorLeft(t *testing.T) {
+	oldB, newB, cfg := driftTrees(t)
+	ctx := context.Background()
+	before := openFDs()
+	f, err := os.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := openFDs()
+	f.Close()
+	if before < 0 || n != before+1 {
+		t.Skip("no count of open descriptors (/proc/self/fd, or /dev/fd with fdescfs)")
+	}
+	dst := t.TempDir()
+	for _, c := range []struct {
+		what string
+		run  func() error
+	}{
+		{"Build", func() error { _, err := Build(ctx, oldB, cfg, dst, nil); return err }},
+		{"Measure", func() error { _, err := Measure(ctx, newB, cfg); return err }},
+		{"Measure without overlay", func() error { _, err := Measure(ctx, newB, ""); return err }},
+		{"ListDrift", func() error { _, err := ListDrift(ctx, oldB, newB, cfg); return err }},
+		{"Fingerprint", func() error { _, err := Fingerprint(ctx, cfg); return err }},
+		{"Diff", func() error { _, err := Diff(ctx, oldB, cfg, dst); return err }},
+	} {
+		if err := c.run(); err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if n := openFDs(); n != before {
+			t.Errorf("%s: %d descriptors open after, %d before", c.what, n, before)
+		}
+	}
+}
+
+// copyData copies the whole file even when it grew since its lstat (the overlay is the
+// tenant's to write): the size only picks the way, never how much is copied.
+func TestCopyDataGrownFile(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("0123456789")
+	if err := os.WriteFile(filepath.Join(dir, "in"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(filepath.Join(dir, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	n, err := copyData(out, in, 3, make([]byte, 4)) // lstat said 3 bytes; 4 fit the buffer
+	got, _ := os.ReadFile(filepath.Join(dir, "out"))
+	if err != nil || n != int64(len(data)) || !bytes.Equal(got, data) {
+		t.Errorf("copyData = %d, %v, wrote %q; want %d, %q", n, err, got, len(data), data)
 	}
 }

@@ -150,7 +150,7 @@ func fixture(t *testing.T) dirs {
 		spec{"local/apache/extra.conf", 'f', 0o644, "KeepAlive On\n", 0, 0},
 		spec{"x.d", 'f', 0o644, "now a file", 0, 0},
 		spec{"y", 'd', 0o700, "", 0, 0},
-		spec{"y/z", 'l', 0, "../rc.conf", 0, 0},
+		spec{"y/z", 'l', 0, "../rc.conf", 88, 88}, // a symlink's owner is set too (lchown)
 	)
 	return d
 }
