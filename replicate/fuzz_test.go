@@ -102,3 +102,28 @@ func TestParseSendSizeLongLine(t *testing.T) {
 		t.Errorf("ParseSendSize after a 70000-byte line = %d, %v; want 9", n, err)
 	}
 }
+
+// A receive_resume_token value with a blank or a character outside printable ASCII anywhere,
+// first or last character included, is refused as no token; one within it is kept as it is.
+func TestParseStateTokenCharacters(t *testing.T) {
+	for _, bad := range []string{"1-ab cd-1-2", " 1-ab-1-2", "\x7f1-ab-1-2", "1-ab-1-2\x7f", "1-ab-1-2\xc3\xa9"} {
+		_, tokens, _, err := parseState([]byte("tank/proto\treceive_resume_token\t" + bad + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "receive_resume_token of tank/proto: not a token") {
+			t.Errorf("%q: tokens %q, err %v", bad, tokens, err)
+		}
+	}
+	for _, good := range []string{"!1-ab-1-2~", sampleToken} {
+		_, tokens, _, err := parseState([]byte("tank/proto\treceive_resume_token\t" + good + "\n"))
+		if err != nil || tokens["tank/proto"] != good {
+			t.Errorf("%q: tokens %q, err %v", good, tokens, err)
+		}
+	}
+}
+
+// written is read per file system; "-" (a file system without snapshots) is none, not an error.
+func TestParseStateWritten(t *testing.T) {
+	fss, _, written, err := parseState([]byte("tank/proto\twritten\t512\ntank/proto/etc\twritten\t-\n"))
+	if err != nil || strings.Join(fss, " ") != "tank/proto tank/proto/etc" || len(written) != 1 || written["tank/proto"] != 512 {
+		t.Errorf("parseState = %q %v %v", fss, written, err)
+	}
+}

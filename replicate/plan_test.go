@@ -461,6 +461,18 @@ func TestParseTokenContents(t *testing.T) {
 			t.Errorf("ValidToken(%q): %v", tok, ValidToken(tok))
 		}
 	}
+	// up to 64 KiB is a token; the error quotes at most 40 characters of what it refuses
+	long := "1-a-b-" + strings.Repeat("c", maxToken-6)
+	if err := ValidToken(long); err != nil {
+		t.Errorf("a token of %d characters: %v", len(long), err)
+	}
+	if err := ValidToken(long + "c"); err == nil || !strings.Contains(err.Error(), `"1-a-b-cccccccccccccccccccccccccccccccccc..."`) {
+		t.Errorf("a token of %d characters: %v", len(long)+1, err)
+	}
+	forty := "1-a-b-" + strings.Repeat("Z", 34)
+	if err := ValidToken(forty); err == nil || !strings.Contains(err.Error(), `"`+forty+`" is not`) {
+		t.Errorf("40 characters: %v", err)
+	}
 }
 
 // TestParseInUseAsRolloutWritesIt: the slave's listing as `rollout create` and a promote cut

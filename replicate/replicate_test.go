@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rollout-dev/rollout/proto/command"
+	"github.com/rollout-dev/rollout/proto/zfs"
 )
 
 // fakeHost answers zfs commands from a script, as a test double for a host's zfs: listing
@@ -290,6 +291,18 @@ func TestMountReplicaRefusesCoveredMountpoint(t *testing.T) {
 	}
 }
 
+// A zfs list line that is not name, mounted, canmount, mountpoint stops the mounts, named; blank
+// lines are skipped.
+func TestMountReplicaBadListLine(t *testing.T) {
+	h := &fakeHost{name: "s1", failAfter: -1, outputs: map[string]string{
+		command.Quote(mountListArgv()): "tank\tno\ton\tnone\n\ntank/proto\tno\t/jail/proto\n",
+	}}
+	mounted, err := mountReplica(context.Background(), h, "tank/proto")
+	if err == nil || err.Error() != `s1: unexpected zfs list line "tank/proto\tno\t/jail/proto"` || len(mounted) != 0 {
+		t.Errorf("mounted %q, err %v", mounted, err)
+	}
+}
+
 // A resume whose snapshot is gone on the master is recognised however the failure reached us:
 // from the dry run directly, or wrapped in the receive's error after the send failed.
 func TestStaleResume(t *testing.T) {
@@ -448,6 +461,14 @@ func TestReplicatedProp(t *testing.T) {
 	if _, err := ReplicatedProp(strings.Repeat("s", 240)); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("long name: %v", err)
 	}
+	// the longest property ZFS takes, 255 characters, is accepted; one more is not
+	longest := strings.Repeat("s", zfs.MaxNameLen-len(PropReplicatedPrefix))
+	if p, err := ReplicatedProp(longest); err != nil || len(p) != zfs.MaxNameLen {
+		t.Errorf("255 characters: %q, %v", p, err)
+	}
+	if _, err := ReplicatedProp(longest + "s"); err == nil || !strings.Contains(err.Error(), "longer than 255") {
+		t.Errorf("256 characters: %v", err)
+	}
 	l, err := ParseReplicated("rollout:replicated:slave2", "1700000000 zpool/proto@5 18446744073709551615")
 	if err != nil || l.Slave != "slave2" || l.Time.Unix() != 1700000000 || l.Snapshot != "zpool/proto@5" || l.GUID != 18446744073709551615 {
 		t.Errorf("parse: %+v %v", l, err)
@@ -517,5 +538,108 @@ func TestRunFinishesRunCutAfterReceive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// status reads every slave's record from the master's prototype, by slave name; a record that
+// does not parse, or a failed read, is an error naming the dataset.
+func TestLastReplications(t *testing.T) {
+	h := &fakeHost{name: "local", failAfter: -1, outputs: map[string]string{
+		command.Quote(recordsArgv("zpool/proto")): "rollout:snapshot\tzpool/proto@3\n" +
+			"rollout:replicated:s2\t1700000200 zpool/proto@3 1004\n" +
+			"rollout:replicated:s10\t1700000100 zpool/proto@2 1003\n",
+	}}
+	last, err := LastReplications(context.Background(), h, "zpool/proto")
+	if err != nil || len(last) != 2 || last[0].Slave != "s10" || last[0].Snapshot != "zpool/proto@2" || last[0].Time.Unix() != 1700000100 ||
+		last[1].Slave != "s2" || last[1].GUID != 1004 {
+		t.Errorf("LastReplications = %+v, %v", last, err)
+	}
+	h.outputs[command.Quote(recordsArgv("zpool/proto"))] = "rollout:replicated:s2\t1700000200 zpool/proto@3\n"
+	if _, err := LastReplications(context.Background(), h, "zpool/proto"); err == nil || !strings.HasPrefix(err.Error(), "zpool/proto: rollout:replicated:s2=") {
+		t.Errorf("bad record: %v", err)
+	}
+	h.outputs[command.Quote(recordsArgv("zpool/proto"))] = "ERR:cannot open 'zpool/proto': dataset does not exist"
+	if _, err := LastReplications(context.Background(), h, "zpool/proto"); err == nil || !strings.HasPrefix(err.Error(), "zpool/proto: ") {
+		t.Errorf("failed read: %v", err)
+	}
+}
+
+// With no target asked, the newest snapshot that every prototype dataset has is sent: not a
+// newer one that a child lacks, and the only one when there is one.
+func TestTargetNewestComplete(t *testing.T) {
+	local := masterHost(nil)
+	local.outputs[listSnaps+"zpool/proto"] = snapLines("zpool/proto", 1000, "1", "2") + "zpool/proto@3\t1004\t300\t1700000000\t0\t0\n"
+	rep := &Replicator{Local: local, Dataset: "zpool/proto"}
+	if got, err := rep.Target(context.Background(), ""); err != nil || got != "2" {
+		t.Errorf("newest complete: %q, %v; want 2", got, err)
+	}
+	local.outputs[listSnaps+"zpool/proto"] = snapLines("zpool/proto", 1000, "1")
+	if got, err := rep.Target(context.Background(), ""); err != nil || got != "1" {
+		t.Errorf("one snapshot: %q, %v; want 1", got, err)
+	}
+	local.outputs[listSnaps+"zpool/proto"] = "zpool/proto@1\t1000\t100\t1700000000\t0\t0\n"
+	if _, err := rep.Target(context.Background(), ""); err == nil || err.Error() != "zpool/proto has no snapshot to replicate (rollout snapshot makes one)" {
+		t.Errorf("none complete: %v", err)
+	}
+	// an asked target is resolved, or refused
+	local.outputs[listSnaps+"zpool/proto"] = snapLines("zpool/proto", 1000, "1", "2")
+	if got, err := rep.Target(context.Background(), "zpool/proto@1"); err != nil || got != "1" {
+		t.Errorf("asked 1: %q, %v", got, err)
+	}
+	if got, err := rep.Target(context.Background(), "9"); err == nil || got != "" {
+		t.Errorf("asked 9: %q, %v", got, err)
+	}
+}
+
+// The plan carries zfs send -nvP's estimate; a dry run that fails or prints no size leaves it
+// unknown (-1), and planning goes on.
+func TestPlanEstimate(t *testing.T) {
+	for out, want := range map[string]int64{"size\t5243000\n": 5243000, "ERR:cannot open": -1, "full\tzpool/proto@3\t9\n": -1} {
+		local := masterHost(nil)
+		local.outputs["/sbin/zfs send -n -v -P -R -I @2 zpool/proto@3"] = out
+		plans, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Plan(context.Background(),
+			[]Slave{{Name: "s1", Runner: slaveHost("s1", "1", "2"), Pool: "tank"}}, Options{})
+		if err != nil || len(plans) != 1 || plans[0].EstimatedBytes != want {
+			t.Errorf("%q: plans %+v, %v; want an estimate of %d", out, plans, err, want)
+		}
+	}
+}
+
+// A run that finds a -R stream cut before a child got the target completes that child on its
+// own, then plans the slave again and finishes it.
+func TestRunCompletesInterruptedStream(t *testing.T) {
+	local := masterHost(randomBytes(1000))
+	s := slaveHost("s1", "1", "2")
+	s.outputs[listSnaps+"tank/proto"] = snapLines("tank/proto", 1000, "1", "2") + "tank/proto@3\t1004\t307\t1700000000\t0\t0\n"
+	res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "s1", Runner: s, Pool: "tank"}}, Options{})
+	if err != nil || len(res) != 1 || strings.Join(res[0].Completed, " ") != "tank/proto/etc" || len(s.received) != 1 || res[0].Mode != ModeNone {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	if !contains(local.commands(), "/sbin/zfs send -I @2 zpool/proto/etc@3") || !contains(s.commands(), "/sbin/zfs receive -s -u tank/proto/etc") ||
+		!contains(s.commands(), "/sbin/zfs set readonly=on tank/proto") {
+		t.Errorf("master ran %q, slave ran %q", local.commands(), s.commands())
+	}
+}
+
+// The progress lines name the stream: an increment its base and target, a full stream its target.
+func TestRunProgressLabel(t *testing.T) {
+	for have, want := range map[string]string{"2": "s1: incremental zpool/proto@2 -> zpool/proto@3, about 5.0M\n", "": "s1: full zpool/proto@3, about 5.0M\n"} {
+		local := masterHost(randomBytes(1000))
+		local.outputs["/sbin/zfs send -n -v -P -R zpool/proto@3"] = "size\t5243000\n"
+		s := slaveHost("s1")
+		if have != "" {
+			s = slaveHost("s1", "1", have)
+		}
+		var out syncBuffer
+		prog := NewProgress(&out)
+		_, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "s1", Runner: s, Pool: "tank"}}, Options{})
+		prog.Close()
+		// readonly is set once, after the receive; finishing does not set it again
+		if n := slices.Index(s.commands(), "/sbin/zfs set readonly=on tank/proto"); n < 0 || slices.Contains(s.commands()[n+1:], s.commands()[n]) {
+			t.Errorf("have @%s: slave ran %q", have, s.commands())
+		}
+		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
+			t.Errorf("have @%s: progress %q (%v), want %q first", have, out.String(), err, want)
+		}
 	}
 }

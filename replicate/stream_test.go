@@ -156,6 +156,9 @@ func TestFormatProgress(t *testing.T) {
 		{5 << 20, -1, 2 * time.Second, "slave2  5.0M  2.5M/s"},
 		{5 << 30, 4 << 30, 50 * time.Second, "slave2  5.0G / 4.0G  99%  102.4M/s  ETA ?"},
 		{1 << 20, 100 << 30, time.Second, "slave2  1.0M / 100.0G  0%  1.0M/s  ETA 28:26:39"},
+		{1 << 20, 4 << 30, 0, "slave2  1.0M / 4.0G  0%  0B/s  ETA ?"}, // no time yet: no rate, no ETA
+		{4 << 30, 4 << 30, 40 * time.Second, "slave2  4.0G / 4.0G  99%  102.4M/s  ETA ?"},
+		{5 << 20, 0, 2 * time.Second, "slave2  5.0M  2.5M/s"}, // an estimate of 0: no percentage
 	}
 	for _, c := range cases {
 		if got := FormatProgress("slave2", c.n, c.total, c.el); got != c.want {
@@ -163,6 +166,12 @@ func TestFormatProgress(t *testing.T) {
 		}
 	}
 	if got := FormatDone("slave2", 3<<30, 30*time.Second, nil); got != "slave2: done, 3.0G in 0:30 (102.4M/s)" {
+		t.Errorf("FormatDone = %q", got)
+	}
+	if got := FormatDone("slave2", 1<<20, 0, nil); got != "slave2: done, 1.0M in 0:00 (0B/s)" {
+		t.Errorf("FormatDone = %q", got)
+	}
+	if got := FormatDone("slave2", 3600<<20, time.Hour, nil); got != "slave2: done, 3.5G in 1:00:00 (1.0M/s)" {
 		t.Errorf("FormatDone = %q", got)
 	}
 	if got := FormatDone("slave2", 1<<20, time.Second, errors.New("boom")); got != "slave2: failed after 1.0M: boom" {
@@ -194,6 +203,69 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 }
 
+// An estimate of 0 bytes (an empty increment) or none (-1) has no 10 % steps: no line between
+// the first and the last, and no division by it.
+func TestProgressPlainNoSteps(t *testing.T) {
+	for _, total := range []int64{0, -1} {
+		var out syncBuffer
+		p := NewProgress(&out)
+		l := p.Start("slave2", "incremental zpool/proto@2 -> zpool/proto@3", total)
+		l.add(500)
+		p.tick()
+		l.add(2000)
+		p.tick()
+		l.Done(nil)
+		p.Close()
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "slave2: incremental zpool/proto@2 -> zpool/proto@3") ||
+			!strings.HasPrefix(lines[1], "slave2: done, 2.4K in ") {
+			t.Errorf("total %d: lines %q", total, lines)
+		}
+	}
+}
+
+// Plain output prints a line only when a new 10 % step is reached below 100 %: not for the
+// same step again, not once the estimate is passed (an estimate can be short).
+func TestProgressPlainSteps(t *testing.T) {
+	var out syncBuffer
+	p := NewProgress(&out)
+	l := p.Start("slave2", "full zpool/proto@3", 1000)
+	for _, n := range []int{50, 10, 150, 10, 790, 500} { // 5 %, 6 %, 21 %, 22 %, 100 %, 150 %
+		l.add(n)
+		p.tick()
+	}
+	l.Done(nil)
+	p.Close()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "slave2  210B / 1000B  21%") || !strings.HasPrefix(lines[2], "slave2: done, 1.5K in ") {
+		t.Errorf("lines %q", lines)
+	}
+}
+
+// On a terminal every tick redraws each line in place: up over what the last tick drew, then
+// each line cleared and written again.
+func TestProgressTerminalRedraw(t *testing.T) {
+	var out syncBuffer
+	p := &Progress{out: &out, tty: true}
+	a := p.Start("slave1", "full zpool/proto@3", -1)
+	p.Start("slave2", "full zpool/proto@3", -1)
+	if out.String() != "" {
+		t.Errorf("Start printed %q on a terminal", out.String())
+	}
+	p.tick()
+	first := out.String()
+	a.add(1 << 20)
+	a.Done(nil)
+	p.tick()
+	second := strings.TrimPrefix(out.String(), first)
+	if !strings.HasPrefix(first, "\r\x1b[Kslave1  0B  ") || strings.Count(first, "\r\x1b[K") != 2 || strings.Contains(first, "\x1b[2A") {
+		t.Errorf("first drawing %q", first)
+	}
+	if !strings.HasPrefix(second, "\x1b[2A\r\x1b[Kslave1: done, 1.0M in ") || strings.Count(second, "\r\x1b[K") != 2 {
+		t.Errorf("second drawing %q", second)
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -218,6 +290,19 @@ func TestParseSendSize(t *testing.T) {
 	}
 	if _, err := ParseSendSize([]byte("full\tzpool/proto@1\t100\n")); err == nil {
 		t.Error("no size line accepted")
+	}
+	// an empty increment is an estimate of 0 bytes, not a missing one
+	if n, err := ParseSendSize([]byte("incremental\t3\tzpool/proto@3\t0\nsize\t0\n")); err != nil || n != 0 {
+		t.Errorf("size 0: %d, %v", n, err)
+	}
+	// a failed read is -1 (unknown) with the error, whatever came before it
+	for in, want := range map[string]string{
+		"size\t12\nsize\t1x\n":                    `bad size line "size\t1x"`,
+		"size\t12\n" + strings.Repeat("x", 2<<20): "token too long",
+	} {
+		if n, err := ParseSendSize([]byte(in)); n != -1 || err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%.20q: %d, %v; want -1 and %q", in, n, err, want)
+		}
 	}
 }
 
