@@ -340,25 +340,31 @@ func TestCheckFindsEachProblem(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newCheckFixture(t)
 			c.setup(f)
-			ps := f.m.Check(context.Background(), CheckOptions{})
-			var lines []string
-			for _, p := range ps {
-				if p.What == "" || p.Problem == "" || p.Fix == "" || strings.Contains(p.String(), "\n") {
-					t.Errorf("incomplete problem %+v", p)
-				}
-				lines = append(lines, strings.ReplaceAll(p.String(), f.dir, "DIR"))
-			}
-			if len(lines) != len(c.want) {
-				t.Fatalf("got %d problems:\n  %s\nwant %d:\n  %s", len(lines), strings.Join(lines, "\n  "), len(c.want), strings.Join(c.want, "\n  "))
-			}
-			for i, w := range c.want {
-				if !strings.Contains(lines[i], w) {
-					t.Errorf("problem %d:\n  %s\nwant it to contain\n  %s", i, lines[i], w)
-				}
-			}
-			readOnly(t, f.r.calls)
+			wantProblems(t, f, c.want)
 		})
 	}
+}
+
+// wantProblems runs check on f and wants exactly the problems in want (each line containing
+// one, in order, f's directory shown as DIR), each complete and on one line, and nothing changed.
+func wantProblems(t *testing.T, f *checkFixture, want []string) {
+	t.Helper()
+	var lines []string
+	for _, p := range f.m.Check(context.Background(), CheckOptions{}) {
+		if p.What == "" || p.Problem == "" || p.Fix == "" || strings.Contains(p.String(), "\n") {
+			t.Errorf("incomplete problem %+v", p)
+		}
+		lines = append(lines, strings.ReplaceAll(p.String(), f.dir, "DIR"))
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d problems:\n  %s\nwant %d:\n  %s", len(lines), strings.Join(lines, "\n  "), len(want), strings.Join(want, "\n  "))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("problem %d:\n  %s\nwant it to contain\n  %s", i, lines[i], w)
+		}
+	}
+	readOnly(t, f.r.calls)
 }
 
 func TestCheckSlaves(t *testing.T) {
@@ -512,23 +518,7 @@ func TestCheckTry(t *testing.T) {
 			f := newCheckFixture(t)
 			f.liveTry()
 			c.setup(f)
-			ps := f.m.Check(context.Background(), CheckOptions{})
-			var lines []string
-			for _, p := range ps {
-				if p.What == "" || p.Problem == "" || p.Fix == "" || strings.Contains(p.String(), "\n") {
-					t.Errorf("incomplete problem %+v", p)
-				}
-				lines = append(lines, p.String())
-			}
-			if len(lines) != len(c.want) {
-				t.Fatalf("got %d problems:\n  %s\nwant %d:\n  %s", len(lines), strings.Join(lines, "\n  "), len(c.want), strings.Join(c.want, "\n  "))
-			}
-			for i, w := range c.want {
-				if !strings.Contains(lines[i], w) {
-					t.Errorf("problem %d:\n  %s\nwant it to contain\n  %s", i, lines[i], w)
-				}
-			}
-			readOnly(t, f.r.calls)
+			wantProblems(t, f, c.want)
 			// it did ask about the try's jail and its hold
 			all := strings.Join(f.r.calls, "\n")
 			for _, want := range []string{jls + "vhost1-try ", "/sbin/zfs holds -H zpool/proto@1 zpool/proto@2"} {
