@@ -19,12 +19,15 @@ import (
 // HoldTag is the zfs hold tag rollout puts on snapshots that vhosts run on or may roll back to.
 const HoldTag = "rollout"
 
+// Unset is what rollout writes to clear one of its user properties (zfs has no empty value).
+const Unset = "none"
+
 // PropValue is the value of one of rollout's user properties (rollout:snapshot, rollout:previous,
 // rollout:pending, ...), "" when it is unset: rollout writes "none" to clear one (a vhost with no
 // previous snapshot, no journal), and zfs shows "-" for one never set. Here because rollout and
 // replicate (which reads the slaves' vhosts' state) both read them, and rollout imports replicate.
 func PropValue(v string) string {
-	if v == "-" || v == "none" {
+	if v == "-" || v == Unset {
 		return ""
 	}
 	return v

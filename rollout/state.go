@@ -24,7 +24,7 @@ const (
 	propTry      = "rollout:try"      // the vhost's try (rollout try), made, live or ended: its journal; or "none"
 	propTryOf    = "rollout:try-of"   // on a try's own dataset: the vhost it tries (only such a dataset is destroyed)
 	historyLen   = 8
-	none         = "none"
+	none         = proto.Unset // what PropValue reads back as unset
 )
 
 // State is what rollout knows of one vhost, read from its dataset.
