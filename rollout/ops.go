@@ -122,7 +122,7 @@ func (m *Manager) PlanRepair(ctx context.Context, names []string) (*Plan, error)
 	if err != nil {
 		return nil, err
 	}
-	w, err := m.loadWorld(ctx, worldLoad{})
+	w, err := m.loadWorld(ctx, worldLoad{proto: true}) // proto: the holds it settles
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +463,7 @@ func (m *Manager) fstabStep(v *config.Vhost, full string) (Step, error) {
 // back to its committed snapshot); then the vhosts marked rollout:boot=on are started. Each
 // vhost on its own: one that fails does not keep the others down.
 func (m *Manager) PlanBoot(ctx context.Context) (*Plan, error) {
-	w, err := m.loadWorld(ctx, worldLoad{jails: true})
+	w, err := m.loadWorld(ctx, worldLoad{jails: true, proto: true})
 	if err != nil {
 		return nil, err
 	}

@@ -326,7 +326,10 @@ func usable(size int64, backend string) int64 {
 	return size
 }
 
-// addRelease adds the final step: release the holds of snapshots that no vhost needs any more.
+// addRelease adds the final step: settle rollout's holds. Snapshots that no vhost needs any more
+// lose the hold; a snapshot a vhost needs that lacks it (released by hand, or a crash between a
+// create's snapshot and its hold) gets it back, so that every command, repair and boot included,
+// leaves the holds exactly on what is in use.
 func (m *Manager) addRelease(w *World, p *Plan) {
 	need := map[string]bool{}
 	changing := map[string]*VhostPlan{}
@@ -339,64 +342,71 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 			need[vp.From], need[vp.To] = true, true
 		}
 	}
+	// still needed: what the vhosts not switched here need, and (repair, boot) what the
+	// no-op vhosts run on
 	for _, name := range m.Cfg.VhostNames() {
-		if _, ok := changing[name]; ok {
+		if vp, ok := changing[name]; ok && vp.Noop == "" {
 			continue
 		}
 		v := m.Cfg.Vhosts[name]
+		if !w.Exists(v.Dataset) {
+			continue
+		}
 		if st, err := w.State(v); err == nil {
 			for _, s := range st.Needed() {
 				need[s] = true
 			}
 		}
 	}
-	// predicted: the switched vhosts' previous-previous snapshots lose their last user
+	// predicted from the holds read: after the switches a vhost needs its new snapshot and its
+	// old one (to roll back to), so a switched vhost's previous-previous loses the hold
 	var predicted []string
-	for _, vp := range p.Vhosts {
-		if vp.Noop != "" || m.Cfg.Vhosts[vp.Vhost] == nil {
-			continue
-		}
-		if st, err := w.State(m.Cfg.Vhosts[vp.Vhost]); err == nil && st.Previous != "" && !need[st.Previous] {
-			predicted = append(predicted, st.Previous)
+	for _, v := range w.Versions {
+		switch s := v.FullName(); {
+		case need[s] && !w.Held(s):
+			predicted = append(predicted, command.Quote(zfs.HoldArgv(proto.HoldTag, s)))
+		case !need[s] && w.Held(s):
+			predicted = append(predicted, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
 		}
 	}
 	sort.Strings(predicted)
-	desc := []string{"release the hold " + proto.HoldTag + " on snapshots no vhost runs on or would roll back to"}
-	for _, s := range predicted {
-		desc = append(desc, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
-	}
+	desc := append([]string{"release the hold " + proto.HoldTag + " on snapshots no vhost runs on or would roll back to; put it back on those a vhost needs"}, predicted...)
 	p.Finally = append(p.Finally, Step{Name: "release", Cmds: desc, run: func(ctx context.Context) error {
-		_, err := m.ReleaseUnneeded(ctx)
+		_, _, err := m.SettleHolds(ctx)
 		return err
 	}})
 }
 
-// ReleaseUnneeded releases rollout's hold on every prototype snapshot that no configured vhost
-// runs on, would roll back to, or is being switched to or from. It reads the host again: it
-// runs after the switches, which changed what is needed.
-func (m *Manager) ReleaseUnneeded(ctx context.Context) ([]string, error) {
+// SettleHolds puts rollout's hold on every prototype snapshot some configured vhost runs on,
+// would roll back to, or is being switched to or from, and releases it from every other. It
+// reads the host again: it runs after the switches, which changed what is needed.
+func (m *Manager) SettleHolds(ctx context.Context) (held, released []string, err error) {
 	w, err := m.loadWorld(ctx, worldLoad{proto: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	need, err := w.needed(m.Cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vs, err := w.versions()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var released []string
 	for _, v := range vs {
 		s := v.FullName()
-		if need[s] || !w.Held(s) {
-			continue
+		switch {
+		case need[s] && !w.Held(s):
+			if err := zfs.Hold(ctx, m.R, proto.HoldTag, s); err != nil {
+				return held, released, err
+			}
+			held = append(held, s)
+		case !need[s] && w.Held(s):
+			if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
+				return held, released, err
+			}
+			released = append(released, s)
 		}
-		if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
-			return released, err
-		}
-		released = append(released, s)
 	}
-	return released, nil
+	return held, released, nil
 }
