@@ -162,7 +162,7 @@ var switchPoints = []string{"before:hold@vhost1", "before:journal@vhost1", "befo
 	"before:commit@vhost1", "before:release", "after:release"}
 
 // TestCrashTableKill: promote and rollback (every boundary, the undo's included), repair
-// itself, start, stop, create and prune, each killed with -9, then one repair.
+// itself, start, stop, boot, create and prune, each killed with -9, then one repair.
 func TestCrashTableKill(t *testing.T) {
 	g := setUpVhosts(t)
 	g.snapshot2()
@@ -235,6 +235,24 @@ func TestCrashTableKill(t *testing.T) {
 	}
 	if len(startCells) > 0 {
 		g.mustRollout("start", "vhost1")
+	}
+
+	// boot itself: vhost1 stopped behind rollout's back (as at a host's start: rollout:boot
+	// stays on), `rollout boot` killed at each boundary; repair leaves it consistent, stopped
+	// or started, and the next boot (rc.d runs it at every start) starts it
+	for _, point := range cells("boot", "before:conf@vhost1", "before:fstab@vhost1", "before:start@vhost1",
+		"after:start@vhost1", "before:orphans", "before:release") {
+		g.must("jail", "-f", "/etc/jail.conf.d/vhost1.conf", "-r", "vhost1")
+		g.rolloutAt(point, "boot")
+		g.mustRollout("repair")
+		r := g.status()["vhost1"].Running
+		g.settled("boot "+point, map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {""}},
+			map[string]bool{"vhost1": r, "vhost2": true})
+		if !r && point != "before:conf@vhost1" && point != "before:fstab@vhost1" && point != "before:start@vhost1" {
+			t.Errorf("boot %s: vhost1 not running after its start step", point)
+		}
+		g.mustRollout("boot")
+		g.settled("boot "+point+", then boot again", map[string][]string{"vhost1": {cur}, "vhost2": {"1"}, "vhost3": {""}}, all)
 	}
 
 	// create: killed at each boundary, the vhost either does not exist yet or exists on @2;
