@@ -2,6 +2,8 @@ package rollout
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -49,5 +51,55 @@ func TestRepairSettlesHolds(t *testing.T) {
 	held, released, err := fh.m.SettleHolds(context.Background())
 	if err != nil || len(held)+len(released) != 0 {
 		t.Errorf("settled holds changed again: held %v, released %v, %v", held, released, err)
+	}
+}
+
+// A promote's dry run names the hold changes its last step will make, and only those: the
+// switched vhost's previous-previous snapshot is released when no other vhost needs it, its old
+// one is kept (to roll back to), its new one is held by its own hold step, not again at the end.
+func TestPromotePlanNamesHoldChanges(t *testing.T) {
+	for vhost2, want := range map[string][]string{
+		"2": {"/sbin/zfs release -r rollout zpool/proto@1"},
+		"1": nil, // vhost2 runs on @1
+	} {
+		fh := newFakeHost(t, 2) // vhost1 (running) and vhost2 (stopped)
+		get := fh.r.out[zfsGetAll]
+		for _, r := range [][2]string{
+			{"zpool/vhost1\trollout:snapshot\tzpool/proto@1\tlocal", "zpool/vhost1\trollout:snapshot\tzpool/proto@2\tlocal"},
+			{"zpool/vhost1\trollout:previous\t-\t-", "zpool/vhost1\trollout:previous\tzpool/proto@1\tlocal"},
+			{"zpool/vhost2\trollout:snapshot\tzpool/proto@1\tlocal", "zpool/vhost2\trollout:snapshot\tzpool/proto@" + vhost2 + "\tlocal"},
+		} {
+			if !strings.Contains(get, r[0]) {
+				t.Fatalf("fixture lacks %q", r[0])
+			}
+			get = strings.Replace(get, r[0], r[1], 1)
+		}
+		fh.r.out[zfsGetAll] = get
+		fh.r.out[zfsListSnap] = "zpool/proto@1\t111\t10\t1764000000\t0\t1\nzpool/proto/etc@1\t112\t10\t1764000000\t0\t1\n" +
+			"zpool/proto@2\t221\t20\t1764100000\t0\t1\nzpool/proto/etc@2\t222\t20\t1764100000\t0\t1\n" +
+			"zpool/proto@3\t331\t30\t1764200000\t0\t0\nzpool/proto/etc@3\t332\t30\t1764200000\t0\t0\n"
+		fh.r.out[zfsHolds] = "zpool/proto@1\trollout\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n"
+		mp := fh.m.Cfg.Proto.Mountpoint
+		for _, d := range []string{"conf/base/etc", "etc", "dev", "cfg", "var", "home"} {
+			if err := os.MkdirAll(filepath.Join(mp, ".zfs/snapshot/3", d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(mp, "etc/.zfs/snapshot/3"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p, err := fh.m.PlanPromote(context.Background(), "proto@3", []string{"vhost1"}, SwitchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last []string
+		for _, s := range p.Finally {
+			if s.Name == "release" {
+				last = s.Cmds[1:]
+			}
+		}
+		if !slices.Equal(last, want) {
+			t.Errorf("vhost2 on @%s: the last step's hold changes: %q, want %q", vhost2, last, want)
+		}
 	}
 }

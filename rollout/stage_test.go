@@ -15,6 +15,7 @@ import (
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/rollout/config"
+	"github.com/rollout-dev/rollout/rollout/host"
 )
 
 // mdTable is the host's md(4) units and mounts behind the recorder: mdconfig -a/-d/-l -v,
@@ -367,5 +368,23 @@ func TestStageDirResolvesStateDirLinks(t *testing.T) {
 	m.Cfg.StateDir = filepath.Join(link, "absent") // not made yet: as configured
 	if got := m.stageDir("vhost1"); got != filepath.Join(link, "absent", "stage.vhost1") {
 		t.Errorf("stageDir of a state_dir not made yet = %s", got)
+	}
+}
+
+// What a fresh /etc holds: newfs on md(4) keeps about a tenth for its metadata, tmpfs nothing.
+func TestUsable(t *testing.T) {
+	for _, c := range []struct {
+		size    int64
+		backend string
+		want    int64
+	}{
+		{64 << 20, host.BackendMD, 64 << 20 / 10 * 9},
+		{1000, host.BackendMD, 900},
+		{1009, host.BackendMD, 900}, // whole tenths: rounding down errs on the side of refusing
+		{64 << 20, host.BackendTmpfs, 64 << 20},
+	} {
+		if got := usable(c.size, c.backend); got != c.want {
+			t.Errorf("usable(%d, %s) = %d, want %d", c.size, c.backend, got, c.want)
+		}
 	}
 }

@@ -360,10 +360,19 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 	}
 	// predicted from the holds read: after the switches a vhost needs its new snapshot and its
 	// old one (to roll back to), so a switched vhost's previous-previous loses the hold
+	// (a switch's own hold step holds its target before this step runs)
+	stepHeld := map[string]bool{}
+	for _, vp := range p.Vhosts {
+		for _, st := range vp.Steps {
+			if st.Name == "hold" && m.Cfg.Vhosts[vp.Vhost] != nil {
+				stepHeld[vp.To] = true
+			}
+		}
+	}
 	var predicted []string
 	for _, v := range w.Versions {
 		switch s := v.FullName(); {
-		case need[s] && !w.Held(s):
+		case need[s] && !w.Held(s) && !stepHeld[s]:
 			predicted = append(predicted, command.Quote(zfs.HoldArgv(proto.HoldTag, s)))
 		case !need[s] && w.Held(s):
 			predicted = append(predicted, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
