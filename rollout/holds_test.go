@@ -103,3 +103,35 @@ func TestPromotePlanNamesHoldChanges(t *testing.T) {
 		}
 	}
 }
+
+// A hold or release that fails stops the settling with its error (the next run settles again).
+func TestSettleHoldsFailure(t *testing.T) {
+	for _, failing := range []string{"/sbin/zfs hold -r rollout zpool/proto@1", "/sbin/zfs release -r rollout zpool/proto@2"} {
+		fh := newFakeHost(t, 1)
+		fh.r.out[zfsListSnap] = "zpool/proto@1\t111\t10\t1764000000\t0\t0\nzpool/proto@2\t221\t20\t1764100000\t0\t1\n"
+		fh.r.out[zfsHolds] = "zpool/proto@2\trollout\tThu Nov 26 10:00 2026\n"
+		fh.r.fail = map[string]string{failing: "cannot " + failing + ": pool I/O is currently suspended\n"}
+		if _, _, err := fh.m.SettleHolds(context.Background()); err == nil || !strings.Contains(err.Error(), "suspended") {
+			t.Errorf("%s failed: SettleHolds says %v", failing, err)
+		}
+	}
+}
+
+// A running jail that rollout has no state for yet (started by hand, adopted by its first
+// promote) has nothing to go back to: the undo after a failed health check stops it and clears
+// the journal, with no fstab of an old snapshot to write.
+func TestPromoteAdoptedRunningUndo(t *testing.T) {
+	fh := newFakeHost(t, 1)
+	fh.r.out[zfsGetAll] = strings.Replace(fh.r.out[zfsGetAll], "zpool/vhost1\trollout:snapshot\tzpool/proto@1\tlocal", "zpool/vhost1\trollout:snapshot\t-\t-", 1)
+	p, err := fh.m.PlanPromote(context.Background(), "proto@2", []string{"vhost1"}, SwitchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var undo []string
+	for _, s := range p.Vhosts[0].Undo {
+		undo = append(undo, s.Name)
+	}
+	if vp := p.Vhosts[0]; vp.From != "" || !vp.Running || !slices.Equal(undo, []string{"stop", "journal"}) {
+		t.Errorf("from %q, running %v, undo %q; want from nothing, running, undo [stop journal]", vp.From, vp.Running, undo)
+	}
+}

@@ -114,3 +114,20 @@ func TestStartAndCreateSetSpace(t *testing.T) {
 		t.Errorf("create's space step %q", s.Cmds)
 	}
 }
+
+// A space read that fails for any reason but a missing dataset stops the plan, naming what was
+// read; a missing dataset is left to the planners (they refuse it on their own terms).
+func TestSpaceReadFailure(t *testing.T) {
+	for stderr, want := range map[string]string{
+		"cannot open 'zpool/vhost1/var': pool I/O is currently suspended\n": "zpool/vhost1/var",
+		"cannot open 'zpool/vhost1/var': dataset does not exist\n":          "",
+	} {
+		fh := newFakeHost(t, 1)
+		fh.m.Cfg.Vhosts["vhost1"].Quota = map[string]string{"var": "10G"}
+		fh.r.fail = map[string]string{zfsGetSpace: stderr}
+		_, err := fh.m.PlanPromote(context.Background(), "proto@2", []string{"vhost1"}, SwitchOptions{})
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("zfs get said %q: err = %v, want %q", stderr, err, want)
+		}
+	}
+}
