@@ -1036,6 +1036,14 @@ func holderMain(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// the jail's cgroup, which every process attached to the jail joins: a non-empty
+	// cgroup.procs answers "company?" with one small read, where a walk of /proc costs a
+	// readlink per process of the host, every tick, in every holder (a hundred jails spent
+	// the guest's CPU on it). Opened before the chroot; nil: always walk /proc.
+	cg, err := os.Open(jailCgroup(name))
+	if err != nil {
+		cg = nil
+	}
 	// the holder stays out of the jail's cgroup: FreeBSD's jail has no such process, so it
 	// must count against no limit (and a Go process at a pids.max that counts its threads
 	// could not start one more and would die with the jail)
@@ -1058,7 +1066,7 @@ func holderMain(args []string) int {
 				break
 			}
 		}
-		if !holderPersists(state, name) && !holderHasCompany(proc, self, myNS) {
+		if !holderPersists(state, name) && !cgroupPopulated(cg) && !holderHasCompany(proc, self, myNS) {
 			return 0
 		}
 		select {
@@ -1081,6 +1089,23 @@ func holderPersists(state *os.File, name string) bool {
 	}
 	// a small read: the record's "Persist":false is all that matters
 	return !strings.Contains(string(b), `"Persist":false`)
+}
+
+// cgroupPopulated reports whether the jail's cgroup has a process. Only "yes" is final: a
+// process that entered the jail's PID namespace joins the cgroup only right before its exec,
+// so an empty cgroup is checked by holderHasCompany's walk of /proc.
+func cgroupPopulated(cg *os.File) bool {
+	if cg == nil {
+		return false
+	}
+	fd, err := unix.Openat(int(cg.Fd()), "cgroup.procs", unix.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 16)
+	n, _ := unix.Read(fd, b)
+	return n > 0
 }
 
 func holderHasCompany(proc *os.File, self, myNS string) bool {
