@@ -135,3 +135,29 @@ func TestPromoteAdoptedRunningUndo(t *testing.T) {
 		t.Errorf("from %q, running %v, undo %q; want from nothing, running, undo [stop journal]", vp.From, vp.Running, undo)
 	}
 }
+
+// A repair of a promote killed after its hold step puts the vhost back on its old snapshot: the
+// new one, held by the killed promote and needed by no vhost, is released, and the dry run says so.
+func TestRepairPlanReleasesAbandonedTarget(t *testing.T) {
+	fh := newFakeHost(t, 1)
+	j := (&Journal{Op: "promote", From: "zpool/proto@1", To: "zpool/proto@2", Step: "stop", WasRunning: true}).String()
+	fh.r.out[zfsGetAll] = strings.Replace(fh.r.out[zfsGetAll], "zpool/vhost1\trollout:pending\tnone\tlocal", "zpool/vhost1\trollout:pending\t"+j+"\tlocal", 1)
+	fh.r.out[zfsListSnap] = "zpool/proto@1\t111\t10\t1764000000\t0\t1\nzpool/proto@2\t221\t20\t1764100000\t0\t1\n"
+	fh.r.out[zfsHolds] = "zpool/proto@1\trollout\tThu Nov 26 10:00 2026\nzpool/proto@2\trollout\tThu Nov 26 11:00 2026\n"
+	p, err := fh.m.PlanRepair(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Vhosts) == 0 || p.Vhosts[0].Noop != "" {
+		t.Fatalf("the journal was not found: %+v", p.Vhosts)
+	}
+	var last []string
+	for _, s := range p.Finally {
+		if s.Name == "release" {
+			last = s.Cmds[1:]
+		}
+	}
+	if want := []string{"/sbin/zfs release -r rollout zpool/proto@2"}; !slices.Equal(last, want) {
+		t.Errorf("the last step's hold changes: %q, want %q", last, want)
+	}
+}

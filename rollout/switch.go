@@ -331,29 +331,36 @@ func usable(size int64, backend string) int64 {
 // create's snapshot and its hold) gets it back, so that every command, repair and boot included,
 // leaves the holds exactly on what is in use.
 func (m *Manager) addRelease(w *World, p *Plan) {
+	// a switch (a plan with a commit step) needs both its snapshots until it is done; every
+	// other vhost, repaired, booted or left alone, what its state names
+	// (a repair's or boot's journal step clears the journal: its target is no longer needed)
 	need := map[string]bool{}
-	changing := map[string]*VhostPlan{}
+	switched, cleared := map[string]bool{}, map[string]bool{}
 	for _, vp := range p.Vhosts {
-		if m.Cfg.Vhosts[vp.Vhost] == nil {
+		if m.Cfg.Vhosts[vp.Vhost] == nil || vp.Noop != "" {
 			continue // a try's tear-down (repair, boot): its hold is its own
 		}
-		changing[vp.Vhost] = vp
-		if vp.Noop == "" {
-			need[vp.From], need[vp.To] = true, true
+		for _, st := range vp.Steps {
+			switch st.Name {
+			case "commit":
+				switched[vp.Vhost] = true
+				need[vp.From], need[vp.To] = true, true
+			case "journal":
+				cleared[vp.Vhost] = true
+			}
 		}
 	}
-	// still needed: what the vhosts not switched here need, and (repair, boot) what the
-	// no-op vhosts run on
 	for _, name := range m.Cfg.VhostNames() {
-		if vp, ok := changing[name]; ok && vp.Noop == "" {
-			continue
-		}
 		v := m.Cfg.Vhosts[name]
-		if !w.Exists(v.Dataset) {
+		if switched[name] || !w.Exists(v.Dataset) {
 			continue
 		}
 		if st, err := w.State(v); err == nil {
-			for _, s := range st.Needed() {
+			after := *st
+			if cleared[name] {
+				after.Pending = nil
+			}
+			for _, s := range after.Needed() {
 				need[s] = true
 			}
 		}
