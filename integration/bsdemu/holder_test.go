@@ -3,9 +3,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The holder's cheap answer: a cgroup.procs with a pid is company; an empty one, a missing
@@ -31,4 +34,38 @@ func TestCgroupPopulated(t *testing.T) {
 			t.Errorf("cgroup.procs %q: populated %v, want %v", content, got, want)
 		}
 	}
+}
+
+// A pin's cheap check: a directory is on the device its stat shows, in mountinfo's
+// "major:minor", and on no other.
+func TestSameDev(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if !sameDev(dir, dev) {
+		t.Errorf("%s is not on its own device %s", dir, dev)
+	}
+	if sameDev(dir, dev+"1") || sameDev(filepath.Join(dir, "missing"), dev) {
+		t.Error("another device, or a missing directory, counts as the same")
+	}
+	if !sameDev("/proc", mountDevOf(t, "/proc")) {
+		t.Error("/proc: stat and mountinfo disagree")
+	}
+}
+
+// mountDevOf is the device mountinfo gives for the mount at target.
+func mountDevOf(t *testing.T, target string) string {
+	t.Helper()
+	ms, err := mountInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := topMountAt(ms, target)
+	if !ok {
+		t.Fatalf("%s is not mounted", target)
+	}
+	return m.Dev
 }
