@@ -1061,7 +1061,7 @@ func holderMain(args []string) int {
 	// cgroup emptying or filling (cgroup.events, below) and, for a process of the namespace
 	// that never joined the cgroup, a slow tick. A fast tick was the holder's whole cost: under
 	// TCG every wake-up of a Go process costs its runtime several more.
-	cgEvents := watchCgroup(cg)
+	emptied := watchCgroup(cg)
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -1076,7 +1076,7 @@ func holderMain(args []string) int {
 		}
 		select {
 		case <-wake:
-		case <-cgEvents:
+		case <-emptied:
 		case <-tick.C:
 		}
 	}
