@@ -331,11 +331,11 @@ func usable(size int64, backend string) int64 {
 // create's snapshot and its hold) gets it back, so that every command, repair and boot included,
 // leaves the holds exactly on what is in use.
 func (m *Manager) addRelease(w *World, p *Plan) {
-	// a switch (a plan with a commit step) needs both its snapshots until it is done; every
-	// other vhost, repaired, booted or left alone, what its state names
-	// (a repair's or boot's journal step clears the journal: its target is no longer needed)
+	// a switch (a plan with a commit step) needs both its snapshots until it is done, and its
+	// hold step holds the target before this step runs; every other vhost, repaired, booted or
+	// left alone, needs what its state names once its journal step (repair, boot) cleared it
 	need := map[string]bool{}
-	switched, cleared := map[string]bool{}, map[string]bool{}
+	switched, cleared, stepHeld := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, vp := range p.Vhosts {
 		if m.Cfg.Vhosts[vp.Vhost] == nil || vp.Noop != "" {
 			continue // a try's tear-down (repair, boot): its hold is its own
@@ -347,6 +347,8 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 				need[vp.From], need[vp.To] = true, true
 			case "journal":
 				cleared[vp.Vhost] = true
+			case "hold":
+				stepHeld[vp.To] = true
 			}
 		}
 	}
@@ -365,25 +367,16 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 			}
 		}
 	}
-	// predicted from the holds read: after the switches a vhost needs its new snapshot and its
-	// old one (to roll back to), so a switched vhost's previous-previous loses the hold
-	// (a switch's own hold step holds its target before this step runs)
-	stepHeld := map[string]bool{}
-	for _, vp := range p.Vhosts {
-		for _, st := range vp.Steps {
-			if st.Name == "hold" && m.Cfg.Vhosts[vp.Vhost] != nil {
-				stepHeld[vp.To] = true
-			}
+	// predicted from the holds read, by the rule SettleHolds applies after the switches
+	hold, release := holdChanges(w, need)
+	var predicted []string
+	for _, s := range hold {
+		if !stepHeld[s] {
+			predicted = append(predicted, command.Quote(zfs.HoldArgv(proto.HoldTag, s)))
 		}
 	}
-	var predicted []string
-	for _, v := range w.Versions {
-		switch s := v.FullName(); {
-		case need[s] && !w.Held(s) && !stepHeld[s]:
-			predicted = append(predicted, command.Quote(zfs.HoldArgv(proto.HoldTag, s)))
-		case !need[s] && w.Held(s):
-			predicted = append(predicted, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
-		}
+	for _, s := range release {
+		predicted = append(predicted, command.Quote(zfs.ReleaseArgv(proto.HoldTag, s)))
 	}
 	sort.Strings(predicted)
 	desc := append([]string{"release the hold " + proto.HoldTag + " on snapshots no vhost runs on or would roll back to; put it back on those a vhost needs"}, predicted...)
@@ -391,6 +384,20 @@ func (m *Manager) addRelease(w *World, p *Plan) {
 		_, _, err := m.SettleHolds(ctx)
 		return err
 	}})
+}
+
+// holdChanges is what settling rollout's holds changes: the needed snapshots that lack the
+// hold, and the held ones nothing needs, in createtxg order.
+func holdChanges(w *World, need map[string]bool) (hold, release []string) {
+	for _, v := range w.Versions {
+		switch s := v.FullName(); {
+		case need[s] && !w.Held(s):
+			hold = append(hold, s)
+		case !need[s] && w.Held(s):
+			release = append(release, s)
+		}
+	}
+	return hold, release
 }
 
 // SettleHolds puts rollout's hold on every prototype snapshot some configured vhost runs on,
@@ -405,24 +412,21 @@ func (m *Manager) SettleHolds(ctx context.Context) (held, released []string, err
 	if err != nil {
 		return nil, nil, err
 	}
-	vs, err := w.versions()
-	if err != nil {
+	if _, err := w.versions(); err != nil {
 		return nil, nil, err
 	}
-	for _, v := range vs {
-		s := v.FullName()
-		switch {
-		case need[s] && !w.Held(s):
-			if err := zfs.Hold(ctx, m.R, proto.HoldTag, s); err != nil {
-				return held, released, err
-			}
-			held = append(held, s)
-		case !need[s] && w.Held(s):
-			if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
-				return held, released, err
-			}
-			released = append(released, s)
+	hold, release := holdChanges(w, need)
+	for _, s := range hold {
+		if err := zfs.Hold(ctx, m.R, proto.HoldTag, s); err != nil {
+			return held, released, err
 		}
+		held = append(held, s)
+	}
+	for _, s := range release {
+		if err := zfs.Release(ctx, m.R, proto.HoldTag, s); err != nil {
+			return held, released, err
+		}
+		released = append(released, s)
 	}
 	return held, released, nil
 }
