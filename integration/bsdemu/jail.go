@@ -1057,7 +1057,12 @@ func holderMain(args []string) int {
 	ready.Close()
 	wake := make(chan os.Signal, 1)
 	signal.Notify(wake, syscall.SIGUSR1, syscall.SIGCHLD)
-	tick := time.NewTicker(250 * time.Millisecond)
+	// what wakes the check: an orphan's exit (SIGCHLD), jail(8)'s clear_persist (SIGUSR1), the
+	// cgroup emptying or filling (cgroup.events, below) and, for a process of the namespace
+	// that never joined the cgroup, a slow tick. A fast tick was the holder's whole cost: under
+	// TCG every wake-up of a Go process costs its runtime several more.
+	cgEvents := watchCgroup(cg)
+	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
 		for {
@@ -1071,9 +1076,43 @@ func holderMain(args []string) int {
 		}
 		select {
 		case <-wake:
+		case <-cgEvents:
 		case <-tick.C:
 		}
 	}
+}
+
+// watchCgroup signals on the channel at each change of the cgroup's cgroup.events
+// ("populated 0/1"): kernfs wakes a poll(2) for POLLPRI when the file changes, and reading it
+// re-arms the wait (fs/kernfs/file.c kernfs_generic_poll). No cgroup: a channel that never
+// fires.
+func watchCgroup(cg *os.File) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	if cg == nil {
+		return ch
+	}
+	fd, err := unix.Openat(int(cg.Fd()), "cgroup.events", unix.O_RDONLY, 0)
+	if err != nil {
+		return ch
+	}
+	go func() {
+		defer unix.Close(fd)
+		buf := make([]byte, 128)
+		for {
+			if _, err := unix.Pread(fd, buf, 0); err != nil {
+				return
+			}
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch
 }
 
 func holderPersists(state *os.File, name string) bool {
