@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/proto/zfs"
@@ -27,6 +29,12 @@ type fakeHost struct {
 	// onReceive replaces outputs once a receive has read its whole stream: what the
 	// host then lists
 	onReceive map[string]string
+	// onRun replaces outputs once the command line it is keyed by has run (as zfs receive -A
+	// takes a resume token away), a receive once it has read its whole stream
+	onRun map[string]map[string]string
+	// afterSend, when set, ends zfs send once its stream is written: a send that fails late, or
+	// stalls until it is cancelled
+	afterSend func(ctx context.Context) error
 
 	mu       sync.Mutex
 	ran      []string
@@ -46,6 +54,9 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 	switch {
 	case strings.HasPrefix(line, "/sbin/zfs send ") && !strings.HasPrefix(line, "/sbin/zfs send -n "):
 		_, err := c.Stdout.Write(h.stream)
+		if err == nil && h.afterSend != nil {
+			err = h.afterSend(ctx)
+		}
 		return err
 	case strings.HasPrefix(line, "/sbin/zfs receive") && !strings.HasPrefix(line, "/sbin/zfs receive -A"):
 		if h.failAfter >= 0 {
@@ -56,13 +67,19 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 			io.CopyN(io.Discard, c.Stdin, h.quitAfter)
 			return nil
 		}
+		// a stream that ends in an error is not received, as zfs receive fails on a cut stream
 		s := sha256.New()
-		io.Copy(s, c.Stdin)
+		if _, err := io.Copy(s, c.Stdin); err != nil {
+			return err
+		}
 		var sum [32]byte
 		copy(sum[:], s.Sum(nil))
 		h.mu.Lock()
 		h.received = append(h.received, sum)
 		for k, v := range h.onReceive {
+			h.outputs[k] = v
+		}
+		for k, v := range h.onRun[line] {
 			h.outputs[k] = v
 		}
 		h.mu.Unlock()
@@ -77,6 +94,9 @@ func (h *fakeHost) Run(ctx context.Context, c command.Cmd) error {
 		return nil
 	}
 	out, ok := h.outputs[line]
+	for k, v := range h.onRun[line] {
+		h.outputs[k] = v
+	}
 	h.mu.Unlock()
 	if !ok && line == command.Quote(recordsArgv("zpool/proto")) {
 		ok = true // no slave recorded on the master, unless the test says
@@ -621,6 +641,30 @@ func TestRunCompletesInterruptedStream(t *testing.T) {
 	}
 }
 
+// Completing a child has its progress line too, with the master's estimate when its dry run
+// gives one, and none when it fails.
+func TestRunCompleteProgressEstimate(t *testing.T) {
+	for est, want := range map[string]string{
+		"size\t1000\n":        "s1: complete tank/proto/etc, about 1000B\n",
+		"ERR:cannot estimate": "s1: complete tank/proto/etc\n",
+	} {
+		local := masterHost(randomBytes(1000))
+		local.outputs["/sbin/zfs send -n -v -P -I @2 zpool/proto/etc@3"] = est
+		s := slaveHost("s1", "1", "2")
+		s.outputs[listSnaps+"tank/proto"] = snapLines("tank/proto", 1000, "1", "2") + "tank/proto@3\t1004\t307\t1700000000\t0\t0\n"
+		var out syncBuffer
+		prog := NewProgress(&out)
+		res, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "s1", Runner: s, Pool: "tank"}}, Options{})
+		prog.Close()
+		if err != nil || len(res) != 1 || strings.Join(res[0].Completed, " ") != "tank/proto/etc" {
+			t.Fatalf("%q: results %+v, %v", est, res, err)
+		}
+		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
+			t.Errorf("%q: progress %q, want %q first", est, out.String(), want)
+		}
+	}
+}
+
 // The progress lines name the stream: an increment its base and target, a full stream its target.
 func TestRunProgressLabel(t *testing.T) {
 	for have, want := range map[string]string{"2": "s1: incremental zpool/proto@2 -> zpool/proto@3, about 5.0M\n", "": "s1: full zpool/proto@3, about 5.0M\n"} {
@@ -641,5 +685,271 @@ func TestRunProgressLabel(t *testing.T) {
 		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
 			t.Errorf("have @%s: progress %q (%v), want %q first", have, out.String(), err, want)
 		}
+	}
+}
+
+const resumeTok = "1-c49b979a2-e0-789c6360"
+
+// resumingHosts is a master sending stream and slave2, whose tank/proto/etc holds a receive
+// cut on its way to @3 (token resumeTok, naming the master's zpool/proto/etc@3); est is what
+// the master's zfs send -nvP -t prints. A receive that reads the whole stream clears the token.
+func resumingHosts(stream []byte, est string) (local, slave *fakeHost) {
+	local = masterHost(stream)
+	local.outputs["/sbin/zfs send -n -v -t "+resumeTok] = "resume token contents:\nnvlist version: 0\n\tfromguid = 0x3eb\n" +
+		"\tobject = 0x1\n\toffset = 0x0\n\tbytes = 0x0\n\ttoguid = 0x3ed\n\ttoname = zpool/proto/etc@3\n"
+	local.outputs["/sbin/zfs send -n -v -P -t "+resumeTok] = est
+	slave = slaveHost("slave2", "1", "2")
+	slave.outputs[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+		"tank/proto/etc\treceive_resume_token\t" + resumeTok + "\ntank/proto/etc\twritten\t0\n"
+	slave.onReceive[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+		"tank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"
+	return local, slave
+}
+
+// A resume's progress line carries the master's estimate of what is left (zfs send -nvP -t);
+// an estimate that fails, but not because the token is stale, leaves the size unknown and the
+// resume goes on.
+func TestRunResumeProgressEstimate(t *testing.T) {
+	for est, want := range map[string]string{
+		"size\t4096\n":        "slave2: resume tank/proto/etc, about 4.0K\n",
+		"ERR:cannot estimate": "slave2: resume tank/proto/etc\n",
+	} {
+		local, h := resumingHosts(randomBytes(4096), est)
+		var out syncBuffer
+		prog := NewProgress(&out)
+		res, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+		prog.Close()
+		if err != nil || len(res) != 1 || strings.Join(res[0].Resumed, " ") != "tank/proto/etc" {
+			t.Fatalf("%q: results %+v, %v", est, res, err)
+		}
+		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
+			t.Errorf("%q: progress %q, want %q first", est, out.String(), want)
+		}
+	}
+}
+
+// A resume whose snapshot is gone on the master (the dry run says so) is discarded before
+// anything is sent for it, and the slave gets the increment from its last whole snapshot.
+func TestRunDiscardsStaleResume(t *testing.T) {
+	stream := randomBytes(4096)
+	local, h := resumingHosts(stream, "ERR:cannot resume send: 'zpool/proto/etc@3' used in the initial send no longer exists")
+	abort := "/sbin/zfs receive -A tank/proto/etc"
+	h.outputs[abort] = ""
+	h.onRun = map[string]map[string]string{abort: {command.Quote(stateArgv("tank/proto")): "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+		"tank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"}}
+	res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+	if err != nil || len(res) != 1 || strings.Join(res[0].Discarded, " ") != "tank/proto/etc" || len(res[0].Resumed) != 0 || res[0].Mode != ModeIncremental {
+		t.Fatalf("results %+v, %v", res, err)
+	}
+	if contains(local.commands(), "/sbin/zfs send -t "+resumeTok) || !contains(local.commands(), "/sbin/zfs send -R -I @2 zpool/proto@3") || !contains(h.commands(), abort) {
+		t.Errorf("master ran %q, slave ran %q", local.commands(), h.commands())
+	}
+	if len(h.received) != 1 || h.received[0] != sha256.Sum256(stream) {
+		t.Errorf("slave received %d streams, want the increment", len(h.received))
+	}
+}
+
+// A partial receive that planning finds unusable (the snapshot its token names is gone on the
+// master) is discarded with zfs receive -A, and the slave gets the increment instead; when the
+// discard fails, the slave fails, naming the dataset, and nothing is sent to it.
+func TestRunPlannedAbort(t *testing.T) {
+	abort := "/sbin/zfs receive -A tank/proto/etc"
+	for _, out := range []string{"", "ERR:cannot abort: dataset is busy"} {
+		local, h := resumingHosts(randomBytes(4096), "size\t4096\n")
+		local.outputs["/sbin/zfs send -n -v -t "+resumeTok] = strings.Replace(local.outputs["/sbin/zfs send -n -v -t "+resumeTok], "etc@3", "etc@9", 1)
+		h.outputs[abort] = out
+		h.onRun = map[string]map[string]string{abort: {command.Quote(stateArgv("tank/proto")): h.onReceive[command.Quote(stateArgv("tank/proto"))]}}
+		res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+		discarded := "tank/proto/etc"
+		if out != "" {
+			discarded = ""
+		}
+		if len(res) != 1 || strings.Join(res[0].Discarded, " ") != discarded || !contains(h.commands(), abort) {
+			t.Errorf("%q: results %+v, slave ran %q", out, res, h.commands())
+		}
+		if out == "" {
+			if err != nil || res[0].Mode != ModeIncremental || len(h.received) != 1 {
+				t.Errorf("results %+v, %v; want the increment received", res, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "slave2: tank/proto/etc: discarding the partial receive: ") || len(h.received) != 0 {
+			t.Errorf("error %v, %d streams received; want the discard's error, nothing sent", err, len(h.received))
+		}
+	}
+}
+
+// With --force, a partially received dataset that was written to since its last snapshot is
+// rolled back to it, then resumed; when the rollback fails, the slave fails, naming the dataset,
+// and nothing is resumed.
+func TestRunForcedRollbackBeforeResume(t *testing.T) {
+	rollback := "/sbin/zfs rollback tank/proto/etc@2"
+	for _, out := range []string{"", "ERR:cannot rollback: dataset is busy"} {
+		local, h := resumingHosts(randomBytes(4096), "size\t4096\n")
+		h.outputs[command.Quote(stateArgv("tank/proto"))] = strings.Replace(h.outputs[command.Quote(stateArgv("tank/proto"))], "etc\twritten\t0", "etc\twritten\t8192", 1)
+		h.outputs[rollback] = out
+		res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{Force: true})
+		if len(res) != 1 || !contains(h.commands(), rollback) {
+			t.Fatalf("%q: results %+v, slave ran %q", out, res, h.commands())
+		}
+		if out == "" {
+			if err != nil || strings.Join(res[0].Resumed, " ") != "tank/proto/etc" {
+				t.Errorf("results %+v, %v; want tank/proto/etc resumed", res, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "slave2: tank/proto/etc: ") || !strings.Contains(err.Error(), "dataset is busy") || len(res[0].Resumed) != 0 || len(h.received) != 0 {
+			t.Errorf("results %+v, %v; want the rollback's error, nothing resumed", res, err)
+		}
+	}
+}
+
+// A -R stream cut part-way is finished over more than one round: a resume (or a discard of a
+// partial receive that cannot resume) then the completion of the child it left behind. The
+// slave is then finished (readonly, mounted) and recorded, even when the master's record
+// already named the target.
+func TestRunResumeThenCompleteFinishes(t *testing.T) {
+	const tokParent = "1-d00d1e-e0-789c6360"
+	noTokens := "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\ntank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"
+	parentAt3 := snapLines("tank/proto", 1000, "1", "2") + "tank/proto@3\t1004\t307\t1700000000\t0\t0\n"
+	for _, c := range []struct {
+		name, tok, toname, record string
+		resumed, discarded        string
+	}{
+		{"resume, complete", tokParent, "zpool/proto@3", "rollout:replicated:slave2\t1700000000 zpool/proto@3 1004\n", "tank/proto", ""},
+		{"discard, complete", resumeTok, "zpool/proto/etc@9", "", "", "tank/proto/etc"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			local := masterHost(randomBytes(1000))
+			local.outputs[command.Quote(recordsArgv("zpool/proto"))] = c.record
+			local.outputs["/sbin/zfs send -n -v -t "+c.tok] = "resume token contents:\nnvlist version: 0\n\tfromguid = 0x3ea\n" +
+				"\tobject = 0x1\n\toffset = 0x0\n\tbytes = 0x0\n\ttoguid = 0x3ec\n\ttoname = " + c.toname + "\n"
+			local.outputs["/sbin/zfs send -n -v -P -t "+c.tok] = "size\t1000\n"
+			h := slaveHost("slave2", "1", "2")
+			h.onReceive = nil
+			h.outputs[command.Quote(stateArgv("tank/proto"))] = "tank/proto\treceive_resume_token\t-\ntank/proto\twritten\t0\n" +
+				"tank/proto/etc\treceive_resume_token\t-\ntank/proto/etc\twritten\t0\n"
+			ds := "tank/proto/etc"
+			if c.resumed != "" {
+				ds = "tank/proto"
+			} else {
+				h.outputs[listSnaps+"tank/proto"] = parentAt3
+				h.outputs["/sbin/zfs receive -A tank/proto/etc"] = ""
+			}
+			h.outputs[command.Quote(stateArgv("tank/proto"))] = strings.Replace(h.outputs[command.Quote(stateArgv("tank/proto"))], ds+"\treceive_resume_token\t-", ds+"\treceive_resume_token\t"+c.tok, 1)
+			h.onRun = map[string]map[string]string{
+				// the parent's resume brings it to @3, the discard leaves the child at @2; the
+				// completion brings the child to @3
+				"/sbin/zfs receive -s -u tank/proto":     {command.Quote(stateArgv("tank/proto")): noTokens, listSnaps + "tank/proto": parentAt3},
+				"/sbin/zfs receive -A tank/proto/etc":    {command.Quote(stateArgv("tank/proto")): noTokens},
+				"/sbin/zfs receive -s -u tank/proto/etc": {listSnaps + "tank/proto": snapLines("tank/proto", 1000, "1", "2", "3")},
+			}
+			res, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+			if err != nil || len(res) != 1 || res[0].Mode != ModeNone || strings.Join(res[0].Resumed, " ") != c.resumed ||
+				strings.Join(res[0].Discarded, " ") != c.discarded || strings.Join(res[0].Completed, " ") != "tank/proto/etc" {
+				t.Fatalf("results %+v, %v", res, err)
+			}
+			if cmds := h.commands(); !contains(cmds, "/sbin/zfs set readonly=on tank/proto") || !contains(cmds, "/sbin/zfs mount tank/proto/etc") {
+				t.Errorf("slave not finished: %q", cmds)
+			}
+			if !slices.ContainsFunc(local.commands(), func(cmd string) bool { return strings.HasPrefix(cmd, "/sbin/zfs set 'rollout:replicated:slave2=") }) {
+				t.Errorf("not recorded: %q", local.commands())
+			}
+		})
+	}
+}
+
+// A resume goes to one slave alone: if its receive exits 0 part-way, no receiver is left for
+// the rest of the stream, and the resume fails for the early exit.
+func TestRunResumeReceiverExitsEarly(t *testing.T) {
+	local, h := resumingHosts(randomBytes(1000), "size\t1000\n")
+	h.quitAfter = 500
+	_, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "slave2: zfs receive exited before the end of the stream") {
+		t.Errorf("error %v, want the early exit", err)
+	}
+}
+
+// A slave whose receive is still partial after two rounds of resuming is given up on, naming
+// what was resumed, instead of being resumed for ever.
+func TestRunResumeGivesUp(t *testing.T) {
+	local, h := resumingHosts(randomBytes(1000), "size\t1000\n")
+	h.onReceive = nil // every resume leaves the token there
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "slave2: tank/proto: still incomplete after tank/proto/etc, tank/proto/etc; see rollout replicate --dry-run" {
+			t.Errorf("error %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("still resuming")
+	}
+}
+
+// A send that fails fails its receive, even one that read every byte it was given and exited 0.
+func TestRunResumeSendFailsLate(t *testing.T) {
+	stream := randomBytes(1000)
+	local, h := resumingHosts(stream, "size\t1000\n")
+	local.afterSend = func(context.Context) error { return fmt.Errorf("zfs send: I/O error") }
+	h.quitAfter = int64(len(stream))
+	_, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "slave2: zfs send: I/O error") {
+		t.Errorf("error %v, want the send's", err)
+	}
+}
+
+// Once every receiver has failed, a zfs send that stalls is cancelled: the run ends with the
+// receive's error instead of waiting for the send forever.
+func TestRunCancelsSendWithoutReceivers(t *testing.T) {
+	local := masterHost(randomBytes(ChunkSize))
+	local.afterSend = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	h := slaveHost("s1", "1", "2")
+	h.failAfter = 0
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Replicator{Local: local, Dataset: "zpool/proto"}).Run(context.Background(), []Slave{{Name: "s1", Runner: h, Pool: "tank"}}, Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("error %v, want the receive's", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run still waits for a stalled zfs send with no receiver left")
+	}
+}
+
+// What finishing mounted is logged, and only when it mounted something.
+func TestRunLogsMounts(t *testing.T) {
+	for _, c := range []struct {
+		name, mounted, want string
+	}{
+		{"unmounted", "no", `msg=mounted slave=s1 datasets="tank/proto tank/proto/etc"`},
+		{"already mounted", "yes", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var log syncBuffer
+			h := slaveHost("s1", "1", "2")
+			h.outputs[command.Quote(mountListArgv())] = "tank\tno\ton\tnone\ntank/proto\t" + c.mounted + "\ton\t/jail/proto\n" +
+				"tank/proto/etc\t" + c.mounted + "\ton\t/jail/proto/etc\n"
+			rep := &Replicator{Local: masterHost(randomBytes(1000)), Dataset: "zpool/proto", Log: slog.New(slog.NewTextHandler(&log, nil))}
+			if _, err := rep.Run(context.Background(), []Slave{{Name: "s1", Runner: h, Pool: "tank"}}, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range strings.Split(log.String(), "\n") {
+				if strings.Contains(l, "msg=mounted") {
+					got = append(got, l[strings.Index(l, "msg="):])
+				}
+			}
+			if strings.Join(got, "\n") != c.want {
+				t.Errorf("logged %q, want %q", got, c.want)
+			}
+		})
 	}
 }

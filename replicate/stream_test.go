@@ -121,6 +121,18 @@ func TestCopyChunksWritesWholeChunks(t *testing.T) {
 	}
 }
 
+// A stream that ends on a chunk boundary, or is empty, ends without an empty write: the tee
+// would hand it to every receiver, and one that has exited 0 after the last byte would fail it.
+func TestCopyChunksNoEmptyWrite(t *testing.T) {
+	for _, n := range []int{0, 2 * ChunkSize} {
+		var w writeSizes
+		total, err := copyChunks(&w, bytes.NewReader(randomBytes(n)))
+		if err != nil || total != int64(n) || len(w.sizes) != n/ChunkSize {
+			t.Errorf("%d bytes: copied %d, %v, write sizes %v; want %d writes of 1 MiB", n, total, err, w.sizes, n/ChunkSize)
+		}
+	}
+}
+
 func TestLimitReader(t *testing.T) {
 	const rate = 4 << 20
 	r := LimitReader(context.Background(), bytes.NewReader(make([]byte, 3<<20)), rate)
@@ -143,6 +155,19 @@ func TestLimitReader(t *testing.T) {
 	}
 	if LimitReader(ctx, r, 0) != r {
 		t.Error("rate 0 should not wrap")
+	}
+}
+
+// A read the burst covers does not wait, so it returns its bytes even when ctx is done: only a
+// wait ends early. (A whole burst leaves no token over; reading it must still not wait.)
+func TestLimitReaderBurstDoesNotWait(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 32 { // had it waited, each read would fail half the time or more
+		r := LimitReader(ctx, bytes.NewReader(make([]byte, 1<<20)), 1<<20) // burst: 256 KiB
+		if n, err := r.Read(make([]byte, 256<<10)); n != 256<<10 || err != nil {
+			t.Fatalf("read %d, %v; want the whole burst", n, err)
+		}
 	}
 }
 
