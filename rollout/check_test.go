@@ -421,6 +421,21 @@ func TestCheckSlaves(t *testing.T) {
 	}
 }
 
+// SlaveTimeout 0 is the default timeout, not none at all: the dial gets DefaultSlaveTimeout
+// and a context that has not expired yet.
+func TestCheckSlavesDefaultTimeout(t *testing.T) {
+	f := newCheckFixture(t)
+	var got time.Duration
+	dial := func(ctx context.Context, s *config.Slave, timeout time.Duration) error {
+		got = timeout
+		return ctx.Err()
+	}
+	ps := f.m.Check(context.Background(), CheckOptions{Slaves: true, Dial: dial})
+	if len(ps) != 0 || got != DefaultSlaveTimeout {
+		t.Errorf("dial timeout %s, problems %v; want %s and none", got, ps, DefaultSlaveTimeout)
+	}
+}
+
 // The real dial (sshx, known_hosts verified) against slaves that cannot be used.
 func TestCheckSlavesDialsWithSSH(t *testing.T) {
 	f := newCheckFixture(t)
@@ -527,5 +542,21 @@ func TestCheckTry(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A live try's snapshot has its hold checked even when no vhost needs any snapshot (none
+// recorded): more snapshots to ask about for tries than for vhosts.
+func TestCheckTryWithoutVhostSnapshots(t *testing.T) {
+	f := newCheckFixture(t)
+	f.liveTry()
+	f.r.out[zfsState+"zpool/vhost1"] = "rollout:try\tname=vhost1-try snap=rollout-try-1700000000 to=zpool/proto@2 state=live\n"
+	f.r.out[zfsState+"zpool/vhost2"] = ""
+	f.r.out[chkHolds] = "zpool/proto@2\trollout\tThu Nov 26 11:00 2026\n"
+	wantProblems(t, f, []string{"vhost vhost1: no snapshot recorded on zpool/vhost1",
+		"vhost vhost2: no snapshot recorded on zpool/vhost2",
+		"snapshot zpool/proto@2: has no rollout:try:vhost1-try hold though try vhost1-try of vhost vhost1 runs on it"})
+	if !slices.Contains(f.r.calls, chkHolds+" zpool/proto@2") {
+		t.Errorf("holds not asked of the try's snapshot alone: %q", f.r.calls)
 	}
 }

@@ -161,3 +161,21 @@ func TestRepairPlanReleasesAbandonedTarget(t *testing.T) {
 		t.Errorf("the last step's hold changes: %q, want %q", last, want)
 	}
 }
+
+// repair puts a vhost whose switch did not finish back on its committed snapshot: its
+// jail.conf, a stop, its fstab for that snapshot, a start when it ran before, the journal
+// cleared.
+func TestPlanRepairSteps(t *testing.T) {
+	fh := newFakeHost(t, 1)
+	fh.r.out[zfsGetAll] = strings.Replace(fh.r.out[zfsGetAll], "zpool/vhost1\trollout:pending\tnone\tlocal",
+		"zpool/vhost1\trollout:pending\top=promote from=zpool/proto@1 to=zpool/proto@2 step=start running=true\tlocal", 1)
+	p, err := fh.m.PlanRepair(context.Background(), []string{"vhost1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp := p.Vhosts[0]
+	if got := stepNames(vp.Steps); got != "conf stop fstab start journal" || vp.From != "zpool/proto@2" || vp.To != "zpool/proto@1" ||
+		!strings.Contains(vp.Steps[2].Cmds[0], "(zpool/proto@1, atomic rename)") {
+		t.Errorf("repair %s -> %s: %s %q", vp.From, vp.To, got, vp.Steps[2].Cmds)
+	}
+}

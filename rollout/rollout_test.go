@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rollout-dev/rollout/proto/command"
 	"github.com/rollout-dev/rollout/rollout/config"
@@ -234,5 +237,106 @@ func TestStatusAttentionReasons(t *testing.T) {
 		if s.Attention == nil || (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("%+v: attention %q, want %q", s, got, c.want)
 		}
+	}
+}
+
+// prune keeps the newest keep snapshots, those a vhost needs and those anyone holds, and
+// destroys the rest (oldest first), stopping at the first failure; a dry run destroys nothing.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	// vhost1 runs on @1 (held by rollout); @3 is held by someone else (zfs hold -r: one hold on
+	// each of its two datasets); keep 2: @4 and @5
+	var snaps string
+	for i, n := range []string{"1", "2", "3", "4", "5"} {
+		refs := map[string]int{"1": 1, "3": 1}[n]
+		snaps += fmt.Sprintf("zpool/proto@%s\t%d1\t%d0\t176400000%d\t0\t%d\nzpool/proto/etc@%s\t%d2\t%d0\t176400000%d\t0\t%d\n",
+			n, i, i+1, i, refs, n, i, i+1, i, refs)
+	}
+	want := []PruneItem{
+		{Snapshot: "zpool/proto@1", Reason: "a vhost runs on it or would roll back to it"},
+		{Snapshot: "zpool/proto@2", Destroy: true, Reason: "old and unused"},
+		{Snapshot: "zpool/proto@3", Reason: "held (2 holds)"},
+		{Snapshot: "zpool/proto@4", Reason: "among the newest 2"},
+		{Snapshot: "zpool/proto@5", Reason: "among the newest 2"},
+	}
+	destroys := func(fh *fakeHost) []string {
+		var d []string
+		for _, c := range fh.calls() {
+			if strings.HasPrefix(c, "/sbin/zfs destroy") {
+				d = append(d, c)
+			}
+		}
+		return d
+	}
+	for _, dry := range []bool{true, false} {
+		fh := newFakeHost(t, 1)
+		fh.r.out[zfsListSnap] = snaps
+		fh.r.out[zfsHolds] += "zpool/proto@3\tbackup\tThu Nov 26 10:00 2026\n"
+		items, err := fh.m.Prune(ctx, 2, dry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := slices.Clone(want)
+		if !dry {
+			w[1].Destroyed = true
+		}
+		if !slices.Equal(items, w) {
+			t.Errorf("dry run %v: prune\n  %+v\nwant\n  %+v", dry, items, w)
+		}
+		if d, wd := destroys(fh), map[bool][]string{true: nil, false: {"/sbin/zfs destroy -r zpool/proto@2"}}[dry]; !slices.Equal(d, wd) {
+			t.Errorf("dry run %v: ran %q, want %q", dry, d, wd)
+		}
+	}
+
+	// keep 1 is the least; 0 is refused before anything is read
+	fh := newFakeHost(t, 1)
+	if _, err := fh.m.Prune(ctx, 0, true); err == nil || len(fh.calls()) != 0 {
+		t.Errorf("keep 0: %v, ran %q", err, fh.calls())
+	}
+	fh.r.out[zfsListSnap] = snaps
+	items, err := fh.m.Prune(ctx, 1, true)
+	if err != nil || len(items) != 5 || items[3].Destroy != true || items[4].Reason != "among the newest 1" {
+		t.Errorf("keep 1: %+v, %v", items, err)
+	}
+
+	// the first destroy that fails stops prune: what it was to destroy after it stays
+	fh = newFakeHost(t, 1)
+	fh.r.out[zfsListSnap] = snaps
+	fh.r.fail = map[string]string{"/sbin/zfs destroy -r zpool/proto@2": "dataset is busy"}
+	items, err = fh.m.Prune(ctx, 1, false)
+	if err == nil || items[1].Destroyed || !strings.Contains(items[1].Error, "dataset is busy") || items[3].Destroyed ||
+		!slices.Equal(destroys(fh), []string{"/sbin/zfs destroy -r zpool/proto@2"}) {
+		t.Errorf("failed destroy: %+v, %v, ran %q", items, err, destroys(fh))
+	}
+}
+
+// within sets a deadline only for a positive d, and names it when fn fails on it.
+func TestWithin(t *testing.T) {
+	ctx := context.Background()
+	if err := within(ctx, 0, func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); ok {
+			return errors.New("a deadline with d 0")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	// fn waits for the deadline (a few seconds at most, should it not come)
+	wait := func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	err := within(ctx, time.Millisecond, func(ctx context.Context) error { wait(ctx); return errors.New("jail -c: killed") })
+	if err == nil || err.Error() != "jail -c: killed (gave up after 1ms)" {
+		t.Errorf("failed on the deadline: %v", err)
+	}
+	if err := within(ctx, time.Millisecond, func(ctx context.Context) error { wait(ctx); return nil }); err != nil {
+		t.Errorf("succeeded after the deadline: %v", err)
+	}
+	boom := errors.New("boom")
+	if err := within(ctx, time.Hour, func(context.Context) error { return boom }); err != boom {
+		t.Errorf("failed before the deadline: %v", err)
 	}
 }

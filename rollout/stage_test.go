@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,6 +207,31 @@ func stage(t *testing.T, fh *fakeHost, tab *mdTable) *stageRecord {
 		t.Fatalf("staging directory left: %v", err)
 	}
 	return rec
+}
+
+// promote reports the /etc part of a jail's downtime from the last `etc init` of that vhost,
+// if it is recent: nothing recorded, a record over an hour old or one that is not JSON is 0.
+func TestLastEtcBuild(t *testing.T) {
+	m := &Manager{Cfg: &config.Config{StateDir: filepath.Join(t.TempDir(), "state")}}
+	if d := m.lastEtcBuild("vhost1"); d != 0 {
+		t.Errorf("nothing recorded: %s", d)
+	}
+	m.recordEtcTiming("vhost1", 3*time.Second, 12)
+	if d, d2 := m.lastEtcBuild("vhost1"), m.lastEtcBuild("vhost2"); d != 3*time.Second || d2 != 0 {
+		t.Errorf("recorded 3s for vhost1: vhost1 %s, vhost2 %s", d, d2)
+	}
+	old, err := json.Marshal(etcTiming{Vhost: "vhost1", Duration: 3 * time.Second, Files: 12, At: time.Now().Add(-2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{old, []byte("{")} {
+		if err := os.WriteFile(m.etcTimingFile("vhost1"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if d := m.lastEtcBuild("vhost1"); d != 0 {
+			t.Errorf("record %s: %s", b, d)
+		}
+	}
 }
 
 // The start after a stage, everything matching: `etc init` runs one mount of the staged disk,

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -99,6 +100,35 @@ func TestOrphansStepCleansStaging(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(trial, "etc")); err != nil {
 		t.Errorf("a busy mount point was removed: %v", err)
+	}
+}
+
+// A mount that is still there after every unmount (stacked without end) is given up after
+// maxStacked unmounts, not unmounted forever; its directory stays.
+func TestCleanStagingGivesUpOnEndlessMounts(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	trial := filepath.Join(state, "etc-trial-vhost1-1")
+	mustMkdir(t, trial)
+	umounts := 0
+	r := &recorder{hook: func(_ context.Context, c command.Cmd) (bool, error) {
+		switch c.Argv[0] {
+		case "/sbin/mount":
+			_, _ = io.WriteString(c.Stdout, "/dev/md9 "+trial+" ufs rw 0 0\n")
+			return true, nil
+		case "/sbin/umount":
+			if umounts++; umounts > 100 {
+				return true, errors.New("unmounted 100 times") // ends the test's loop, should it not end
+			}
+			return true, nil
+		}
+		return false, nil
+	}}
+	m := &Manager{R: r, Host: host.NewFreeBSD(r, quietLog()), Log: quietLog(), Out: io.Discard, Cfg: &config.Config{StateDir: state}}
+	if _, err := m.CleanStaging(context.Background()); err == nil || !strings.Contains(err.Error(), trial+": still mounted after 16 unmounts") || umounts != maxStacked {
+		t.Errorf("%d unmounts, %v", umounts, err)
+	}
+	if _, err := os.Stat(trial); err != nil {
+		t.Errorf("a mount point was removed: %v", err)
 	}
 }
 

@@ -1,10 +1,12 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -378,5 +380,190 @@ func BenchmarkPlanPromote(b *testing.B) {
 				fh.reset()
 			}
 		})
+	}
+}
+
+// status names what is wrong with each vhost's fstab: missing (only when the vhost has a
+// snapshot to point at), not rollout's, edited, unreadable, or on another snapshot than its
+// state; an fstab rollout wrote for the state's snapshot is no problem.
+func TestStatusFstab(t *testing.T) {
+	fh := newFakeHost(t, 1) // vhost1 on zpool/proto@1, vhost2 without a dataset
+	v1, v2 := fh.m.Cfg.Vhosts["vhost1"], fh.m.Cfg.Vhosts["vhost2"]
+	write := func(v *config.Vhost, snap string, edit func(string) string) {
+		b, err := fh.m.RenderFstab(v, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fh.m.Cfg.FstabPath(v), []byte(edit(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(s string) string { return s }
+	for _, c := range []struct {
+		name           string
+		setup          func()
+		fstab, problem string // vhost1's
+	}{
+		{"none", func() {}, "", "missing (rollout fstab --write vhost1)"},
+		{"rollout's", func() { write(v1, "zpool/proto@1", same) }, "1", ""},
+		{"another snapshot", func() { write(v1, "zpool/proto@2", same) }, "2", "points at @2, state says zpool/proto@1"},
+		{"edited", func() {
+			write(v1, "zpool/proto@1", func(s string) string { return strings.Replace(s, "zfs    rw 0 0", "zfs    rw,noexec 0 0", 1) })
+		}, "1", "edited by hand"},
+		{"not rollout's", func() {
+			write(v1, "zpool/proto@1", func(s string) string { _, rest, _ := strings.Cut(s, "\n"); return rest })
+		}, "1", "not written by rollout"},
+		{"unreadable", func() {
+			if err := os.Mkdir(fh.m.Cfg.FstabPath(v1), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "", "vhost vhost1: read " + fh.m.Cfg.FstabPath(v1) + ": is a directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, v := range []*config.Vhost{v1, v2} {
+				if err := os.Remove(fh.m.Cfg.FstabPath(v)); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+			c.setup()
+			// vhost2 has no snapshot: no fstab is no problem, nor is one on any snapshot
+			if c.name == "rollout's" {
+				write(v2, "zpool/proto@2", same)
+			}
+			st, err := fh.m.Status(context.Background(), nil, StatusOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st[0].Fstab != c.fstab || st[0].FstabProblem != c.problem {
+				t.Errorf("vhost1: fstab %q, problem %q; want %q, %q", st[0].Fstab, st[0].FstabProblem, c.fstab, c.problem)
+			}
+			if c.problem != "" && !slices.Contains(st[0].Attention, "fstab "+c.problem) {
+				t.Errorf("vhost1: attention %q, want it to name the fstab", st[0].Attention)
+			}
+			if st[1].FstabProblem != "" {
+				t.Errorf("vhost2 (no snapshot): fstab problem %q", st[1].FstabProblem)
+			}
+		})
+	}
+}
+
+// With the running jail's /etc and /cfg mounted, etc diff lists the live edits and what /cfg
+// overrides, status --etc shows the edits alone, and etc save copies them into /cfg.
+func TestEtcDiffSaveAndStatus(t *testing.T) {
+	fh := newFakeHost(t, 1) // vhost1 runs
+	v := fh.m.Cfg.Vhosts["vhost1"]
+	base, overlay, live := etcDirs(v)
+	for p, data := range map[string]string{
+		filepath.Join(base, "rc.conf"): "base\n", filepath.Join(base, "motd"): "base\n",
+		filepath.Join(overlay, "motd"): "mine\n",
+		filepath.Join(live, "rc.conf"): "edited live\n", filepath.Join(live, "motd"): "mine\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fh.r.out["/sbin/mount -p"] = "zpool/vhost1/cfg\t" + overlay + "\tzfs\trw\t0 0\n/dev/md3\t" + live + "\tufs\trw\t0 0\n"
+	ctx := context.Background()
+	ch, err := fh.m.EtcDiff(ctx, "vhost1")
+	if err != nil || fmt.Sprint(ch) != "[{motd overrides} {rc.conf edited}]" {
+		t.Errorf("etc diff: %v, %v", ch, err)
+	}
+	st, err := fh.m.Status(ctx, []string{"vhost1"}, StatusOptions{Etc: true})
+	if err != nil || !slices.Equal(st[0].UnsavedEtc, []string{"edited rc.conf"}) {
+		t.Errorf("status --etc: %+v, %v", st, err)
+	}
+	saved, err := fh.m.EtcSave(ctx, "vhost1", nil)
+	if err != nil || !slices.Equal(saved, []string{"rc.conf"}) {
+		t.Errorf("etc save: %q, %v", saved, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(overlay, "rc.conf")); err != nil || string(b) != "edited live\n" {
+		t.Errorf("/cfg/rc.conf after save: %q, %v", b, err)
+	}
+	// /cfg not mounted: neither compares nor saves (an empty mount point reads as all removed)
+	fh.r.out["/sbin/mount -p"] = "/dev/md3\t" + live + "\tufs\trw\t0 0\n"
+	if _, err := fh.m.EtcDiff(ctx, "vhost1"); err == nil || !strings.Contains(err.Error(), overlay+" is not mounted") {
+		t.Errorf("etc diff without /cfg: %v", err)
+	}
+	if _, err := fh.m.EtcSave(ctx, "vhost1", nil); err == nil || !strings.Contains(err.Error(), overlay+" is not mounted") {
+		t.Errorf("etc save without /cfg: %v", err)
+	}
+}
+
+// fstab --write writes the fstab and jail.conf a vhost's state asks for (after a reboot of a
+// host whose /etc is a memory disk); a vhost with no snapshot recorded has none to write.
+func TestWriteFstab(t *testing.T) {
+	fh := newFakeHost(t, 1)
+	fh.r.out["/sbin/zfs get -H -p -s local -o property,value all zpool/vhost1"] = "rollout:snapshot\tzpool/proto@1\n"
+	v := fh.m.Cfg.Vhosts["vhost1"]
+	ctx := context.Background()
+	snap, err := fh.m.WriteFstab(ctx, "vhost1")
+	if err != nil || snap != "zpool/proto@1" {
+		t.Fatalf("WriteFstab = %q, %v", snap, err)
+	}
+	f, err := fh.m.ReadFstab(v)
+	if err != nil || f == nil || f.Snapshot != "1" || f.Edited || !f.Generated {
+		t.Errorf("fstab written: %+v, %v", f, err)
+	}
+	if _, err := os.Stat(fh.m.Host.ConfFile(fh.m.Jail(v))); err != nil {
+		t.Errorf("jail.conf not written: %v", err)
+	}
+	for _, c := range []struct{ vhost, want string }{
+		{"vhost2", "vhost vhost2: no snapshot recorded on zpool/vhost2; use rollout create"},
+		{"vhost9", "vhost9"},
+	} {
+		if _, err := fh.m.WriteFstab(ctx, c.vhost); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.vhost, err, c.want)
+		}
+	}
+}
+
+// shutdown stops the running vhosts, and leaves the others (and rollout:boot) alone.
+func TestPlanShutdown(t *testing.T) {
+	fh := newFakeHost(t, 3) // vhost1 and vhost3 run
+	p, err := fh.m.PlanShutdown(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, vp := range p.Vhosts {
+		got = append(got, vp.Vhost+":"+stepNames(vp.Steps)+vp.Noop)
+	}
+	if want := []string{"vhost1:stop", "vhost2:not running", "vhost3:stop", "vhost4:not running"}; !slices.Equal(got, want) {
+		t.Errorf("shutdown %q, want %q", got, want)
+	}
+	fh.r.fail = map[string]string{jlsAll: "jls: kernel says no"}
+	if _, err := fh.m.PlanShutdown(context.Background()); err == nil {
+		t.Error("shutdown planned without the list of jails")
+	}
+}
+
+// WriteConf writes the jail.conf only when it differs from what is there, and says whether it did.
+func TestWriteConf(t *testing.T) {
+	fh := newFakeHost(t, 1)
+	v := fh.m.Cfg.Vhosts["vhost1"]
+	file := fh.m.Host.ConfFile(fh.m.Jail(v))
+	want, err := fh.m.Host.RenderConf(fh.m.Jail(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		edit    func()
+		written bool
+	}{
+		{func() {}, true}, // none yet
+		{func() {}, false},
+		{func() { mustWrite(t, file) }, true},
+	} {
+		c.edit()
+		written, err := fh.m.WriteConf(v)
+		if err != nil || written != c.written {
+			t.Errorf("%d: written %v, %v; want %v", i, written, err, c.written)
+		}
+		if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d: jail.conf %q, %v", i, got, err)
+		}
 	}
 }
