@@ -378,6 +378,14 @@ func TestMergeEdges(t *testing.T) {
 			if want := "b\n" + body[:len(body)-2] + "c\n"; res[0].State != MergeClean || string(res[0].Result) != want {
 				t.Errorf("%s: state %s (%s), %d bytes; want clean", c.name, res[0].State, res[0].Reason, len(res[0].Result))
 			}
+			// and written: the check that /cfg's file did not change meanwhile reads all of it
+			res, err = Merge(ctx, oldB, newB, cfg, MergeOptions{Labels: testLabels, Paths: []string{"f"}})
+			if err != nil || len(res) != 1 || !res[0].Written {
+				t.Errorf("%s: Merge = %d results, %v; want one, written", c.name, len(res), err)
+			}
+			if err := os.Remove(filepath.Join(cfg, MergedFile)); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		if res[0].State != MergeConflict || !strings.Contains(res[0].Reason, c.reason) {
@@ -604,4 +612,108 @@ func TestCopyDataGrownFile(t *testing.T) {
 	if err != nil || n != int64(len(data)) || !bytes.Equal(got, data) {
 		t.Errorf("copyData = %d, %v, wrote %q; want %d, %q", n, err, got, len(data), data)
 	}
+}
+
+// A base entry that is not a regular file (here a directory in the new base, a FIFO in the
+// old) is no version to merge: the file is a conflict with that reason, not an error.
+func TestMergeBaseNotRegular(t *testing.T) {
+	oldB, newB, cfg := driftTrees(t)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(oldB, "f"), []byte("a\n"), 0o644))
+	must(os.MkdirAll(filepath.Join(newB, "f", "sub"), 0o755))
+	must(os.WriteFile(filepath.Join(cfg, "f"), []byte("b\n"), 0o644))
+	must(syscall.Mkfifo(filepath.Join(oldB, "p"), 0o644))
+	must(os.WriteFile(filepath.Join(newB, "p"), []byte("a\n"), 0o644))
+	must(os.WriteFile(filepath.Join(cfg, "p"), []byte("b\n"), 0o644))
+	var res []MergeResult
+	err := withTimeout(t, "Merge", func() (err error) {
+		res, err = Merge(ctx, oldB, newB, cfg, MergeOptions{Labels: testLabels, Paths: []string{"f", "p"}, DryRun: true})
+		return err
+	})
+	if err != nil || len(res) != 2 {
+		t.Fatalf("Merge = %+v, %v", res, err)
+	}
+	for _, r := range res {
+		if r.State != MergeConflict || r.Reason != "the base's entry is not a regular file" {
+			t.Errorf("%s: state %s, reason %q; want a conflict: not a regular file", r.Path, r.State, r.Reason)
+		}
+	}
+}
+
+// saveTrees is a base, an overlay and a live /etc owned by the caller: Save tests that need
+// no chown run without root.
+func saveTrees(t *testing.T) dirs {
+	t.Helper()
+	top := t.TempDir()
+	d := dirs{filepath.Join(top, "base"), filepath.Join(top, "cfg"), filepath.Join(top, "etc")}
+	for _, p := range []string{d.base, d.overlay, d.dst} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// A save that removes nothing leaves the whiteout list as it is, and an overlay directory that
+// already exists keeps its own mode: only directories Save makes get the live ones'.
+func TestSaveLeavesListAndExistingDirs(t *testing.T) {
+	d := saveTrees(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := "# mine\nold\n"
+	must(os.WriteFile(filepath.Join(d.overlay, WhiteoutFile), []byte(list), 0o644))
+	must(os.Mkdir(filepath.Join(d.overlay, "d"), 0o700))
+	must(syscall.Chmod(filepath.Join(d.overlay, "d"), 0o750))
+	must(os.Mkdir(filepath.Join(d.dst, "d"), 0o755))
+	must(os.WriteFile(filepath.Join(d.dst, "d", "f"), []byte("live\n"), 0o644))
+	saved, err := Save(context.Background(), d.base, d.overlay, d.dst, []string{"d/f"}, nil)
+	if err != nil || !reflect.DeepEqual(saved, []string{"d/f"}) {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(d.overlay, "d", "f")); err != nil || string(b) != "live\n" {
+		t.Errorf("saved file %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(d.overlay, WhiteoutFile)); err != nil || string(b) != list {
+		t.Errorf("whiteout list %q, %v; want it unchanged, %q", b, err, list)
+	}
+	if fi, err := os.Lstat(filepath.Join(d.overlay, "d")); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("overlay directory d: %v, %v; want its mode 0750 kept", fi.Mode(), err)
+	}
+}
+
+// A live file or symlink where the overlay has a directory replaces that directory.
+func TestSaveOverOverlayDirectory(t *testing.T) {
+	d := saveTrees(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"f/sub", "l/sub"} {
+		must(os.MkdirAll(filepath.Join(d.overlay, p), 0o755))
+	}
+	must(os.WriteFile(filepath.Join(d.dst, "f"), []byte("file\n"), 0o644))
+	must(os.Symlink("target", filepath.Join(d.dst, "l")))
+	saved, err := Save(context.Background(), d.base, d.overlay, d.dst, []string{"f", "l"}, nil)
+	if err != nil || len(saved) != 2 {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(d.overlay, "f")); err != nil || string(b) != "file\n" {
+		t.Errorf("overlay f: %q, %v; want the live file", b, err)
+	}
+	if got, err := os.Readlink(filepath.Join(d.overlay, "l")); err != nil || got != "target" {
+		t.Errorf("overlay l: %q, %v; want the live symlink", got, err)
+	}
+	noTemp(t, d.overlay)
 }

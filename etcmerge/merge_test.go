@@ -51,6 +51,12 @@ func TestMerge3(t *testing.T) {
 			lines("1z", "2", "3", "4new", "5", "6", "7w"),
 			lines("<<<<<<< /cfg (vhost)", "1x", "||||||| proto@1", "1", "=======", "1z", ">>>>>>> proto@2", "2", "3", "4new", "5", "6",
 				"<<<<<<< /cfg (vhost)", "7y", "||||||| proto@1", "7", "=======", "7w", ">>>>>>> proto@2"), 2},
+		// a line one side removed and the other changed, before a line both kept as the other
+		// side's first: the conflict stops at that kept line, and what follows merges cleanly
+		{"/cfg removed what the base changed, before /cfg's first line", lines("p", "x", "q"), lines("x", "Q"), lines("P", "x", "q"),
+			lines("<<<<<<< /cfg (vhost)", "||||||| proto@1", "p", "=======", "P", ">>>>>>> proto@2", "x", "Q"), 1},
+		{"the base removed what /cfg changed, before the base's first line", lines("p", "x", "q"), lines("P", "x", "q"), lines("x", "Q"),
+			lines("<<<<<<< /cfg (vhost)", "P", "||||||| proto@1", "p", "=======", ">>>>>>> proto@2", "x", "Q"), 1},
 	} {
 		got, n, err := merge3(c.old, c.mine, c.new, testLabels)
 		if err != nil || string(got) != string(c.want) || n != c.conflicts {
