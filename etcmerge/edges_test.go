@@ -717,3 +717,22 @@ func TestSaveOverOverlayDirectory(t *testing.T) {
 	}
 	noTemp(t, d.overlay)
 }
+
+// A saved symlink gets the live one's owner (lchown of the new link, not a descriptor).
+func TestSaveSymlinkOwner(t *testing.T) {
+	mustRoot(t)
+	d := saveTrees(t)
+	l := filepath.Join(d.dst, "l")
+	if err := os.Symlink("target", l); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(l, 88, 89); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Save(context.Background(), d.base, d.overlay, d.dst, []string{"l"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := tree(t, d.overlay)["l"]; m.Type != fs.ModeSymlink || m.Data != "target" || m.UID != 88 || m.GID != 89 {
+		t.Errorf("overlay l: %+v; want a symlink to target owned by 88:89", m)
+	}
+}
