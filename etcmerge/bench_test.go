@@ -31,11 +31,6 @@ func synthTree(b *testing.B, chown bool) dirs {
 	for i := range buf {
 		buf[i] = byte('a' + r.IntN(26))
 	}
-	must := func(err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
 	var dirNames []string
 	for i := range 150 {
 		p := fmt.Sprintf("d%03d", i)
@@ -43,7 +38,7 @@ func synthTree(b *testing.B, chown bool) dirs {
 			p = filepath.Join(dirNames[i%30], fmt.Sprintf("s%03d", i))
 		}
 		dirNames = append(dirNames, p)
-		must(os.MkdirAll(filepath.Join(d.base, p), 0o755))
+		must(b, os.MkdirAll(filepath.Join(d.base, p), 0o755))
 	}
 	for i := range 3000 {
 		size := 100 + r.IntN(8<<10-100)
@@ -51,24 +46,24 @@ func synthTree(b *testing.B, chown bool) dirs {
 			size = 100 << 10
 		}
 		p := filepath.Join(d.base, dirNames[i%150], fmt.Sprintf("f%04d.conf", i))
-		must(os.WriteFile(p, buf[:size], 0o644))
+		must(b, os.WriteFile(p, buf[:size], 0o644))
 		if chown && i%50 == 0 {
-			must(os.Chown(p, 80, 80))
+			must(b, os.Chown(p, 80, 80))
 		}
 	}
 	for i := range 60 {
-		must(os.Symlink(fmt.Sprintf("f%04d.conf", i), filepath.Join(d.base, dirNames[i%150], fmt.Sprintf("l%04d", i))))
+		must(b, os.Symlink(fmt.Sprintf("f%04d.conf", i), filepath.Join(d.base, dirNames[i%150], fmt.Sprintf("l%04d", i))))
 	}
 	for i := range 60 {
 		dir := dirNames[(i*7)%150]
-		must(os.MkdirAll(filepath.Join(d.overlay, dir), 0o755))
+		must(b, os.MkdirAll(filepath.Join(d.overlay, dir), 0o755))
 		name := fmt.Sprintf("c%04d.conf", i)
 		if i%3 == 0 {
 			name = fmt.Sprintf("f%04d.conf", (i*7)%150)
 		}
-		must(os.WriteFile(filepath.Join(d.overlay, dir, name), buf[:500+i*10], 0o640))
+		must(b, os.WriteFile(filepath.Join(d.overlay, dir, name), buf[:500+i*10], 0o640))
 	}
-	must(os.Mkdir(d.dst, 0o755))
+	must(b, os.Mkdir(d.dst, 0o755))
 	return d
 }
 

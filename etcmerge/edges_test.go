@@ -27,24 +27,18 @@ func TestDiffLiveDirectories(t *testing.T) {
 	if _, err := Build(ctx, d.base, d.overlay, d.dst, nil); err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	live := func(p string) string { return filepath.Join(d.dst, p) }
-	must(os.Remove(live("rc.conf")))
-	must(os.Mkdir(live("rc.conf"), 0o755))
-	must(os.WriteFile(live("rc.conf/inner"), []byte("x"), 0o644))
-	must(syscall.Chmod(live("suid"), 0o755))
-	must(os.MkdirAll(live("aaa/b"), 0o755))
-	must(os.WriteFile(live("aaa/b/c"), []byte("c"), 0o644))
-	must(os.WriteFile(live("aaa/z"), []byte("z"), 0o644))
-	must(os.WriteFile(live("zzz"), []byte("z"), 0o644))
-	must(os.MkdirAll(live(".snap/s1"), 0o755))
-	must(os.MkdirAll(live("local/.snap"), 0o755))
-	must(os.WriteFile(live("local/.snap/f"), []byte("f"), 0o644))
+	must(t, os.Remove(live("rc.conf")))
+	must(t, os.Mkdir(live("rc.conf"), 0o755))
+	must(t, os.WriteFile(live("rc.conf/inner"), []byte("x"), 0o644))
+	must(t, syscall.Chmod(live("suid"), 0o755))
+	must(t, os.MkdirAll(live("aaa/b"), 0o755))
+	must(t, os.WriteFile(live("aaa/b/c"), []byte("c"), 0o644))
+	must(t, os.WriteFile(live("aaa/z"), []byte("z"), 0o644))
+	must(t, os.WriteFile(live("zzz"), []byte("z"), 0o644))
+	must(t, os.MkdirAll(live(".snap/s1"), 0o755))
+	must(t, os.MkdirAll(live("local/.snap"), 0o755))
+	must(t, os.WriteFile(live("local/.snap/f"), []byte("f"), 0o644))
 
 	changes, err := Diff(ctx, d.base, d.overlay, d.dst)
 	if err != nil {
@@ -70,8 +64,8 @@ func TestDiffLiveDirectories(t *testing.T) {
 	}
 
 	// a root .snap that is a file is an added file like any other
-	must(os.RemoveAll(live(".snap")))
-	must(os.WriteFile(live(".snap"), []byte("not UFS's"), 0o644))
+	must(t, os.RemoveAll(live(".snap")))
+	must(t, os.WriteFile(live(".snap"), []byte("not UFS's"), 0o644))
 	changes, err = Diff(ctx, d.base, d.overlay, d.dst)
 	if err != nil {
 		t.Fatal(err)
@@ -215,24 +209,18 @@ func TestSaveEdges(t *testing.T) {
 	if _, err := Build(ctx, d.base, d.overlay, d.dst, nil); err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	live := func(p string) string { return filepath.Join(d.dst, p) }
 	// the list without its last newline
-	must(os.WriteFile(filepath.Join(d.overlay, WhiteoutFile), []byte("motd\ngone"), 0o644))
-	must(syscall.Mkfifo(live("fifo"), 0o644))
-	must(os.MkdirAll(live("local/newapp/conf.d"), 0o700))
-	must(os.WriteFile(live("local/newapp/conf.d/a.conf"), []byte("a\n"), 0o640))
-	must(os.Chown(live("local/newapp"), 80, 80))
-	must(syscall.Chmod(live("local/newapp"), 0o751))
-	must(syscall.Chmod(live("local/newapp/conf.d"), 0o705))
-	must(os.Remove(live("localtime")))
-	must(lutimes(live("local/newapp/conf.d"), t0))
-	must(lutimes(live("local/newapp"), t0.Add(time.Minute)))
+	must(t, os.WriteFile(filepath.Join(d.overlay, WhiteoutFile), []byte("motd\ngone"), 0o644))
+	must(t, syscall.Mkfifo(live("fifo"), 0o644))
+	must(t, os.MkdirAll(live("local/newapp/conf.d"), 0o700))
+	must(t, os.WriteFile(live("local/newapp/conf.d/a.conf"), []byte("a\n"), 0o640))
+	must(t, os.Chown(live("local/newapp"), 80, 80))
+	must(t, syscall.Chmod(live("local/newapp"), 0o751))
+	must(t, syscall.Chmod(live("local/newapp/conf.d"), 0o705))
+	must(t, os.Remove(live("localtime")))
+	must(t, lutimes(live("local/newapp/conf.d"), t0))
+	must(t, lutimes(live("local/newapp"), t0.Add(time.Minute)))
 
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -312,21 +300,15 @@ func TestBuildOverExistingTree(t *testing.T) {
 	if _, err := Build(ctx, d.base, d.overlay, d.dst, nil); err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	dst := func(p string) string { return filepath.Join(d.dst, p) }
-	must(os.Remove(dst("localtime"))) // a symlink's place: a file
-	must(os.WriteFile(dst("localtime"), []byte("UTC"), 0o644))
-	must(os.Remove(dst("y/z"))) // a symlink's place: a directory tree
-	must(os.MkdirAll(dst("y/z/sub"), 0o755))
-	must(os.WriteFile(dst("y/z/sub/f"), []byte("f"), 0o644))
-	must(os.WriteFile(dst("y/z/g"), []byte("g"), 0o644)) // removal reads all of a directory's names
-	must(os.WriteFile(dst("rc.conf"), []byte("stale\n"), 0o600))
-	must(os.WriteFile(dst("local/keep.conf"), []byte("not ours\n"), 0o644))
+	must(t, os.Remove(dst("localtime"))) // a symlink's place: a file
+	must(t, os.WriteFile(dst("localtime"), []byte("UTC"), 0o644))
+	must(t, os.Remove(dst("y/z"))) // a symlink's place: a directory tree
+	must(t, os.MkdirAll(dst("y/z/sub"), 0o755))
+	must(t, os.WriteFile(dst("y/z/sub/f"), []byte("f"), 0o644))
+	must(t, os.WriteFile(dst("y/z/g"), []byte("g"), 0o644)) // removal reads all of a directory's names
+	must(t, os.WriteFile(dst("rc.conf"), []byte("stale\n"), 0o600))
+	must(t, os.WriteFile(dst("local/keep.conf"), []byte("not ours\n"), 0o644))
 	st, err := Build(ctx, d.base, d.overlay, d.dst, nil)
 	if err != nil {
 		t.Fatalf("Build over an existing tree: %v", err)
@@ -619,18 +601,12 @@ func TestCopyDataGrownFile(t *testing.T) {
 func TestMergeBaseNotRegular(t *testing.T) {
 	oldB, newB, cfg := driftTrees(t)
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.WriteFile(filepath.Join(oldB, "f"), []byte("a\n"), 0o644))
-	must(os.MkdirAll(filepath.Join(newB, "f", "sub"), 0o755))
-	must(os.WriteFile(filepath.Join(cfg, "f"), []byte("b\n"), 0o644))
-	must(syscall.Mkfifo(filepath.Join(oldB, "p"), 0o644))
-	must(os.WriteFile(filepath.Join(newB, "p"), []byte("a\n"), 0o644))
-	must(os.WriteFile(filepath.Join(cfg, "p"), []byte("b\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(oldB, "f"), []byte("a\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(newB, "f", "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(cfg, "f"), []byte("b\n"), 0o644))
+	must(t, syscall.Mkfifo(filepath.Join(oldB, "p"), 0o644))
+	must(t, os.WriteFile(filepath.Join(newB, "p"), []byte("a\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(cfg, "p"), []byte("b\n"), 0o644))
 	var res []MergeResult
 	err := withTimeout(t, "Merge", func() (err error) {
 		res, err = Merge(ctx, oldB, newB, cfg, MergeOptions{Labels: testLabels, Paths: []string{"f", "p"}, DryRun: true})
@@ -664,18 +640,12 @@ func saveTrees(t *testing.T) dirs {
 // already exists keeps its own mode: only directories Save makes get the live ones'.
 func TestSaveLeavesListAndExistingDirs(t *testing.T) {
 	d := saveTrees(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	list := "# mine\nold\n"
-	must(os.WriteFile(filepath.Join(d.overlay, WhiteoutFile), []byte(list), 0o644))
-	must(os.Mkdir(filepath.Join(d.overlay, "d"), 0o700))
-	must(syscall.Chmod(filepath.Join(d.overlay, "d"), 0o750))
-	must(os.Mkdir(filepath.Join(d.dst, "d"), 0o755))
-	must(os.WriteFile(filepath.Join(d.dst, "d", "f"), []byte("live\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(d.overlay, WhiteoutFile), []byte(list), 0o644))
+	must(t, os.Mkdir(filepath.Join(d.overlay, "d"), 0o700))
+	must(t, syscall.Chmod(filepath.Join(d.overlay, "d"), 0o750))
+	must(t, os.Mkdir(filepath.Join(d.dst, "d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(d.dst, "d", "f"), []byte("live\n"), 0o644))
 	saved, err := Save(context.Background(), d.base, d.overlay, d.dst, []string{"d/f"}, nil)
 	if err != nil || !reflect.DeepEqual(saved, []string{"d/f"}) {
 		t.Fatalf("Save = %v, %v", saved, err)
@@ -694,17 +664,11 @@ func TestSaveLeavesListAndExistingDirs(t *testing.T) {
 // A live file or symlink where the overlay has a directory replaces that directory.
 func TestSaveOverOverlayDirectory(t *testing.T) {
 	d := saveTrees(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, p := range []string{"f/sub", "l/sub"} {
-		must(os.MkdirAll(filepath.Join(d.overlay, p), 0o755))
+		must(t, os.MkdirAll(filepath.Join(d.overlay, p), 0o755))
 	}
-	must(os.WriteFile(filepath.Join(d.dst, "f"), []byte("file\n"), 0o644))
-	must(os.Symlink("target", filepath.Join(d.dst, "l")))
+	must(t, os.WriteFile(filepath.Join(d.dst, "f"), []byte("file\n"), 0o644))
+	must(t, os.Symlink("target", filepath.Join(d.dst, "l")))
 	saved, err := Save(context.Background(), d.base, d.overlay, d.dst, []string{"f", "l"}, nil)
 	if err != nil || len(saved) != 2 {
 		t.Fatalf("Save = %v, %v", saved, err)

@@ -104,6 +104,14 @@ func mk(t *testing.T, root string, specs ...spec) {
 	}
 }
 
+// must stops the test (or benchmark) at an error of its set-up.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for chown")
@@ -306,24 +314,18 @@ func TestBuildCanceled(t *testing.T) {
 // liveEdits does to a built /etc what an admin would.
 func liveEdits(t *testing.T, live string) {
 	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.WriteFile(filepath.Join(live, "master.passwd"), []byte("root:$6$x:0:0::0:0:Charlie &:/root:/bin/sh\n"), 0o600))
-	must(syscall.Chmod(filepath.Join(live, "suid"), 0o755))
-	must(os.Chown(filepath.Join(live, "local/nginx.conf"), 80, 0))
-	must(os.WriteFile(filepath.Join(live, "resolv.conf"), []byte("nameserver 192.0.2.1\n"), 0o644))
-	must(os.MkdirAll(filepath.Join(live, "local/newapp/conf.d"), 0o750))
-	must(os.WriteFile(filepath.Join(live, "local/newapp/conf.d/a.conf"), []byte("a\n"), 0o640))
-	must(os.Symlink("a.conf", filepath.Join(live, "local/newapp/conf.d/b.conf")))
-	must(os.Remove(filepath.Join(live, "localtime")))
-	must(os.RemoveAll(filepath.Join(live, "local/apache")))
-	must(os.Remove(filepath.Join(live, "y/z")))
-	must(os.Symlink("/etc/other", filepath.Join(live, "y/z")))
-	must(lutimes(filepath.Join(live, "master.passwd"), t0.Add(time.Hour)))
+	must(t, os.WriteFile(filepath.Join(live, "master.passwd"), []byte("root:$6$x:0:0::0:0:Charlie &:/root:/bin/sh\n"), 0o600))
+	must(t, syscall.Chmod(filepath.Join(live, "suid"), 0o755))
+	must(t, os.Chown(filepath.Join(live, "local/nginx.conf"), 80, 0))
+	must(t, os.WriteFile(filepath.Join(live, "resolv.conf"), []byte("nameserver 192.0.2.1\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(live, "local/newapp/conf.d"), 0o750))
+	must(t, os.WriteFile(filepath.Join(live, "local/newapp/conf.d/a.conf"), []byte("a\n"), 0o640))
+	must(t, os.Symlink("a.conf", filepath.Join(live, "local/newapp/conf.d/b.conf")))
+	must(t, os.Remove(filepath.Join(live, "localtime")))
+	must(t, os.RemoveAll(filepath.Join(live, "local/apache")))
+	must(t, os.Remove(filepath.Join(live, "y/z")))
+	must(t, os.Symlink("/etc/other", filepath.Join(live, "y/z")))
+	must(t, lutimes(filepath.Join(live, "master.passwd"), t0.Add(time.Hour)))
 }
 
 func TestDiff(t *testing.T) {
