@@ -652,17 +652,24 @@ func TestRunCompleteProgressEstimate(t *testing.T) {
 		local.outputs["/sbin/zfs send -n -v -P -I @2 zpool/proto/etc@3"] = est
 		s := slaveHost("s1", "1", "2")
 		s.outputs[listSnaps+"tank/proto"] = snapLines("tank/proto", 1000, "1", "2") + "tank/proto@3\t1004\t307\t1700000000\t0\t0\n"
-		var out syncBuffer
-		prog := NewProgress(&out)
-		res, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "s1", Runner: s, Pool: "tank"}}, Options{})
-		prog.Close()
+		res, out, err := runProgress(local, Slave{Name: "s1", Runner: s, Pool: "tank"})
 		if err != nil || len(res) != 1 || strings.Join(res[0].Completed, " ") != "tank/proto/etc" {
 			t.Fatalf("%q: results %+v, %v", est, res, err)
 		}
-		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
-			t.Errorf("%q: progress %q, want %q first", est, out.String(), want)
+		if first, _, _ := strings.Cut(out, "\n"); first+"\n" != want {
+			t.Errorf("%q: progress %q, want %q first", est, out, want)
 		}
 	}
+}
+
+// runProgress replicates zpool/proto from local to one slave with progress shown, and returns
+// the results and everything the progress printed.
+func runProgress(local *fakeHost, s Slave) ([]Result, string, error) {
+	var out syncBuffer
+	prog := NewProgress(&out)
+	res, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{s}, Options{})
+	prog.Close()
+	return res, out.String(), err
 }
 
 // The progress lines name the stream: an increment its base and target, a full stream its target.
@@ -674,16 +681,13 @@ func TestRunProgressLabel(t *testing.T) {
 		if have != "" {
 			s = slaveHost("s1", "1", have)
 		}
-		var out syncBuffer
-		prog := NewProgress(&out)
-		_, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "s1", Runner: s, Pool: "tank"}}, Options{})
-		prog.Close()
+		_, out, err := runProgress(local, Slave{Name: "s1", Runner: s, Pool: "tank"})
 		// readonly is set once, after the receive; finishing does not set it again
 		if n := slices.Index(s.commands(), "/sbin/zfs set readonly=on tank/proto"); n < 0 || slices.Contains(s.commands()[n+1:], s.commands()[n]) {
 			t.Errorf("have @%s: slave ran %q", have, s.commands())
 		}
-		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
-			t.Errorf("have @%s: progress %q (%v), want %q first", have, out.String(), err, want)
+		if first, _, _ := strings.Cut(out, "\n"); first+"\n" != want {
+			t.Errorf("have @%s: progress %q (%v), want %q first", have, out, err, want)
 		}
 	}
 }
@@ -715,15 +719,12 @@ func TestRunResumeProgressEstimate(t *testing.T) {
 		"ERR:cannot estimate": "slave2: resume tank/proto/etc\n",
 	} {
 		local, h := resumingHosts(randomBytes(4096), est)
-		var out syncBuffer
-		prog := NewProgress(&out)
-		res, err := (&Replicator{Local: local, Dataset: "zpool/proto", Progress: prog}).Run(context.Background(), []Slave{{Name: "slave2", Runner: h, Pool: "tank"}}, Options{})
-		prog.Close()
+		res, out, err := runProgress(local, Slave{Name: "slave2", Runner: h, Pool: "tank"})
 		if err != nil || len(res) != 1 || strings.Join(res[0].Resumed, " ") != "tank/proto/etc" {
 			t.Fatalf("%q: results %+v, %v", est, res, err)
 		}
-		if first, _, _ := strings.Cut(out.String(), "\n"); first+"\n" != want {
-			t.Errorf("%q: progress %q, want %q first", est, out.String(), want)
+		if first, _, _ := strings.Cut(out, "\n"); first+"\n" != want {
+			t.Errorf("%q: progress %q, want %q first", est, out, want)
 		}
 	}
 }
